@@ -1,0 +1,24 @@
+"""tracegrad: trace NumPy code into an IR, differentiate it, and compile it with Numba.
+
+    import tracegrad as tg
+    import tracegrad.numpy as tnp
+"""
+from . import rules as _rules  # noqa: F401  (registers every primitive's rules)
+from . import numpy  # noqa: F401  (installs the NumPy protocol on tracers)
+from . import debug
+from .config import detect_anomaly, eager
+from .errors import AnomalyError, TracerError
+from .ir import IR, verify
+from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
+from .testing import check_grads
+from .transforms import (grad, hessian, jacfwd, jacrev, jit, jvp, make_ir, stop_gradient,
+                         value_and_grad, vjp)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "jit", "make_ir",
+    "stop_gradient", "eager", "detect_anomaly", "debug", "check_grads", "TracerError",
+    "AnomalyError", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
+    "register_pytree_node", "IR", "verify",
+]

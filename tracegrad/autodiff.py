@@ -1,0 +1,82 @@
+"""Reverse and forward mode as passes over recorded equations.
+
+Both passes run in the current builder: they bind the VJP/JVP rules (written with traceable ops), so
+the derivative equations land in the same IR as the forward ones, attributed to the forward
+equation's source line. Because the rules are traced, derivatives of derivatives come for free.
+Broadcasting is undone here, in one place (`sum_to_shape`), so rules may return cotangents at the
+broadcast output shape.
+"""
+from __future__ import annotations
+
+from . import ops
+from .errors import MissingRuleError
+from .ir import Lit, Var
+from .primitives import jvp_rules, nondiff, vjp_rules
+from .trace import source_scope
+
+
+def _operand(env, a):
+    return a.value if isinstance(a, Lit) else env[a]
+
+
+def _accumulate(ct_env: dict, var: Var, ct):
+    if isinstance(var, Lit) or not var.aval.is_float or ct is None:
+        return
+    ct = ops.sum_to_shape(ct, var.aval.shape)
+    if ops.dtype_of(ct) != var.aval.dtype:
+        ct = ops.convert(ct, var.aval.dtype)
+    prev = ct_env.get(var)
+    ct_env[var] = ct if prev is None else ops.add(prev, ct)
+
+
+def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
+    """Cotangents of `wanted` vars, given cotangents of some outputs of `eqns` (evaluated in `env`)."""
+    ct_env: dict = {}
+    for var, ct in out_cts.items():
+        _accumulate(ct_env, var, ct)
+    for e in reversed(eqns):
+        cts = [ct_env.pop(v, None) for v in e.outs]
+        if all(c is None for c in cts) or e.prim in nondiff:
+            continue
+        rule = vjp_rules.get(e.prim)
+        if rule is None:
+            raise MissingRuleError(f"primitive '{e.prim.name}' (used at {e.src}) has no VJP rule; "
+                                   f"add one in tracegrad/rules/")
+        ins = [_operand(env, a) for a in e.inputs]
+        if e.prim.multiple_results:
+            ct_arg, out = cts, tuple(env[v] for v in e.outs)
+        else:
+            ct_arg, out = cts[0], env[e.outs[0]]
+        with source_scope(e.src, e.src):
+            in_cts = rule(ct_arg, *ins, out=out, **e.params)
+            for a, c in zip(e.inputs, in_cts):
+                if isinstance(a, Var):
+                    _accumulate(ct_env, a, c)
+    return [ct_env.get(v) for v in wanted]
+
+
+def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
+    """Extend `tangents` (Var -> tangent; absent means zero) through `eqns` evaluated in `env`."""
+    tan = dict(tangents)
+    for e in eqns:
+        ts = [tan.get(a) if isinstance(a, Var) else None for a in e.inputs]
+        if all(t is None for t in ts) or e.prim in nondiff:
+            continue
+        rule = jvp_rules.get(e.prim)
+        if rule is None:
+            raise MissingRuleError(f"primitive '{e.prim.name}' (used at {e.src}) has no JVP rule; "
+                                   f"add one in tracegrad/rules/")
+        ins = [_operand(env, a) for a in e.inputs]
+        out = tuple(env[v] for v in e.outs) if e.prim.multiple_results else env[e.outs[0]]
+        with source_scope(e.src, e.src):
+            t_out = rule(ts, *ins, out=out, **e.params)
+            t_outs = t_out if e.prim.multiple_results else (t_out,)
+            for v, t in zip(e.outs, t_outs):
+                if t is None or not v.aval.is_float:
+                    continue
+                if ops.shape_of(t) != v.aval.shape:
+                    t = ops.broadcast_to(t, v.aval.shape)
+                if ops.dtype_of(t) != v.aval.dtype:
+                    t = ops.convert(t, v.aval.dtype)
+                tan[v] = t
+    return tan

@@ -1,0 +1,94 @@
+"""How NumPy calls reach tracegrad: the function registry behind `__array_function__` and
+`__array_ufunc__`, and the `numpy_function` decorator every `tracegrad.numpy` function uses.
+
+A registered function called with no traced operand returns exactly what NumPy returns; with one,
+it records IR. A NumPy function with no registered implementation raises NotImplementedError
+naming it: never a silent conversion to a constant.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..errors import user_source
+from ..trace import Tracer
+
+FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
+UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
+
+
+def has_tracer(args) -> bool:
+    for a in args:
+        if isinstance(a, Tracer):
+            return True
+        if isinstance(a, (list, tuple)) and has_tracer(a):
+            return True
+    return False
+
+
+def numpy_function(*np_funcs, name=None):
+    """Register `impl` as the traced version of `np_funcs` (the first is the plain-NumPy fallback)."""
+    def deco(impl):
+        reference = np_funcs[0] if np_funcs else None
+
+        @functools.wraps(impl)
+        def wrapper(*args, **kwargs):
+            if reference is not None and not has_tracer(args) and not has_tracer(kwargs.values()):
+                return reference(*args, **kwargs)
+            return impl(*args, **kwargs)
+        if name:
+            wrapper.__name__ = name
+        wrapper.__doc__ = (impl.__doc__ or "") or (f"Traceable numpy.{reference.__name__}."
+                                                   if reference is not None else None)
+        for f in np_funcs:
+            if isinstance(f, np.ufunc):
+                UFUNCS[f] = wrapper
+            else:
+                FUNCTIONS[f] = wrapper
+        wrapper._tracegrad_impl = impl
+        return wrapper
+    return deco
+
+
+def _np_name(func) -> str:
+    mod = getattr(func, "__module__", "numpy") or "numpy"
+    mod = mod.replace("numpy._core.multiarray", "numpy").replace("numpy._core.fromnumeric", "numpy")
+    mod = mod.replace("numpy._core.numeric", "numpy").replace("numpy._core", "numpy")
+    mod = mod.replace("numpy.linalg._linalg", "numpy.linalg").replace("numpy.lib._function_base_impl", "numpy")
+    return f"{mod}.{getattr(func, '__name__', func)}"
+
+
+def array_function(self, func, types, args, kwargs):
+    impl = FUNCTIONS.get(func)
+    if impl is None:
+        raise NotImplementedError(
+            f"{_np_name(func)} is not supported on traced values by tracegrad (no rule), called at "
+            f"{user_source(3)}. Use a tracegrad.numpy function that is, or wrap NumPy code in "
+            f"tg.pure_callback.")
+    return impl(*args, **kwargs)
+
+
+def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    if method == "__call__":
+        impl = UFUNCS.get(ufunc)
+        if impl is None:
+            raise NotImplementedError(f"numpy.{ufunc.__name__} is not supported on traced values by "
+                                      f"tracegrad (no rule), called at {user_source(3)}")
+        if kwargs.get("out") is not None:
+            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced "
+                            f"value at {user_source(3)}; use the returned value instead")
+        kwargs.pop("out", None)
+        if kwargs:
+            raise NotImplementedError(f"numpy.{ufunc.__name__} keyword(s) {sorted(kwargs)} are not "
+                                      f"supported on traced values (at {user_source(3)})")
+        return impl(*inputs)
+    if method == "reduce":
+        from . import reductions
+        reducer = {np.add: reductions.sum, np.multiply: reductions.prod, np.maximum: reductions.max,
+                   np.minimum: reductions.min, np.logical_and: reductions.all,
+                   np.logical_or: reductions.any}.get(ufunc)
+        if reducer is not None:
+            return reducer(*inputs, **kwargs)
+    raise NotImplementedError(f"numpy.{ufunc.__name__}.{method} is not supported on traced values "
+                              f"by tracegrad (at {user_source(3)})")

@@ -1,0 +1,59 @@
+"""Operators and array methods of `Tracer`, so traced values behave like NumPy arrays."""
+from __future__ import annotations
+
+from ..trace import Tracer
+from . import creation, elementwise as ew, products, reductions as red, shapes
+from ._dispatch import array_function, array_ufunc
+
+
+def _binary(fn):
+    return (lambda self, other: fn(self, other)), (lambda self, other: fn(other, self))
+
+
+def _install():
+    T = Tracer
+    pairs = {"add": ew.add, "sub": ew.subtract, "mul": ew.multiply, "truediv": ew.true_divide,
+             "floordiv": ew.floor_divide, "mod": ew.remainder, "pow": ew.power,
+             "matmul": products.matmul, "and": ew.bitwise_and, "or": ew.bitwise_or,
+             "xor": ew.bitwise_xor}
+    for name, fn in pairs.items():
+        fwd, rev = _binary(fn)
+        setattr(T, f"__{name}__", fwd)
+        setattr(T, f"__r{name}__", rev)
+    for name, fn in {"lt": ew.less, "le": ew.less_equal, "gt": ew.greater, "ge": ew.greater_equal,
+                     "eq": ew.equal, "ne": ew.not_equal}.items():
+        setattr(T, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
+    T.__neg__ = lambda self: ew.negative(self)
+    T.__pos__ = lambda self: self
+    T.__abs__ = lambda self: ew.absolute(self)
+    T.__invert__ = lambda self: ew.invert(self)
+    T.__getitem__ = shapes.getitem
+    T.__array_ufunc__ = array_ufunc
+    T.__array_function__ = array_function
+    T.__iter__ = lambda self: (self[i] for i in range(len(self)))
+
+    T.T = property(lambda self: shapes.transpose(self))
+    T.mT = property(lambda self: shapes.swapaxes(self, -1, -2))
+    T.reshape = lambda self, *shape, order="C": shapes.reshape(
+        self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape, order)
+    T.ravel = lambda self, order="C": shapes.ravel(self, order)
+    T.flatten = lambda self, order="C": shapes.ravel(self, order)
+    T.squeeze = lambda self, axis=None: shapes.squeeze(self, axis)
+    T.transpose = lambda self, *axes: shapes.transpose(
+        self, None if not axes else (axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes))
+    T.swapaxes = lambda self, a, b: shapes.swapaxes(self, a, b)
+    T.astype = lambda self, dtype, copy=True, **kw: creation.asarray(self, dtype=dtype)
+    T.copy = lambda self: self
+    T.dot = lambda self, other: products.dot(self, other)
+    T.clip = lambda self, min=None, max=None: ew.clip(self, min, max)
+    T.round = lambda self, decimals=0: ew.round(self, decimals)
+    T.conj = T.conjugate = lambda self: self
+    T.real = property(lambda self: self)
+    T.imag = property(lambda self: ew.imag(self))
+    for name, fn in {"sum": red.sum, "prod": red.prod, "max": red.max, "min": red.min,
+                     "mean": red.mean, "var": red.var, "std": red.std, "all": red.all,
+                     "any": red.any, "argmax": red.argmax, "argmin": red.argmin, "ptp": red.ptp}.items():
+        setattr(T, name, lambda self, *a, fn=fn, **k: fn(self, *a, **k))
+
+
+_install()

@@ -1,0 +1,178 @@
+"""Reductions with NumPy's `axis` / `keepdims` / dtype rules, on traced values."""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import ops
+from .. import primitives as P
+from ._dispatch import numpy_function
+
+
+def _no_out(name, out):
+    if out is not None:
+        raise TypeError(f"{name}(..., out=...) cannot write into a traced value")
+
+
+def _finish(y, x, axes, keepdims):
+    return ops.expand_to_reduced(y, x.shape, axes) if keepdims else y
+
+
+def _sum_dtype(x, dtype):
+    if dtype is not None:
+        return np.dtype(dtype)
+    dt = ops.dtype_of(x)
+    if dt.kind == "b" or (dt.kind == "i" and dt.itemsize < 8):
+        return np.dtype(np.int64)
+    if dt.kind == "u" and dt.itemsize < 8:
+        return np.dtype(np.uint64)
+    return dt
+
+
+def _asarray(a):
+    from .creation import asarray
+    return asarray(a) if isinstance(a, (list, tuple)) else a
+
+
+@numpy_function(np.sum)
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _no_out("sum", out)
+    if where is not None:
+        raise NotImplementedError("sum(..., where=...) is not supported on traced values; use tnp.where")
+    a = _asarray(a)
+    axes = ops.normalize_axes(axis, a.ndim)
+    x = ops.as_dtype(a, _sum_dtype(a, dtype))
+    y = ops.reduce(P.reduce_sum_p, x, axes)
+    if initial is not None:
+        y = ops.add(y, initial)
+    return _finish(y, x, axes, keepdims)
+
+
+@numpy_function(np.prod)
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    _no_out("prod", out)
+    a = _asarray(a)
+    axes = ops.normalize_axes(axis, a.ndim)
+    x = ops.as_dtype(a, _sum_dtype(a, dtype))
+    y = ops.reduce(P.reduce_prod_p, x, axes)
+    if initial is not None:
+        y = ops.mul(y, initial)
+    return _finish(y, x, axes, keepdims)
+
+
+def _extreme(prim, name):
+    def impl(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        _no_out(name, out)
+        a = _asarray(a)
+        axes = ops.normalize_axes(axis, a.ndim)
+        y = ops.reduce(prim, a, axes)
+        if initial is not None:
+            y = (ops.maximum if prim is P.reduce_max_p else ops.minimum)(y, initial)
+        return _finish(y, a, axes, keepdims)
+    impl.__name__ = name
+    return impl
+
+
+max = amax = numpy_function(np.max, np.amax)(_extreme(P.reduce_max_p, "max"))
+min = amin = numpy_function(np.min, np.amin)(_extreme(P.reduce_min_p, "min"))
+
+
+@numpy_function(np.mean)
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    _no_out("mean", out)
+    a = _asarray(a)
+    axes = ops.normalize_axes(axis, a.ndim)
+    dt = np.dtype(dtype) if dtype is not None else (
+        ops.dtype_of(a) if ops.dtype_of(a).kind == "f" else np.dtype(np.float64))
+    x = ops.as_dtype(a, dt)
+    n = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    s = ops.reduce(P.reduce_sum_p, x, axes)
+    y = ops.div(s, np.asarray(n, dt)[()]) if n else ops.mul(s, np.asarray(np.nan, dt)[()])
+    return _finish(y, x, axes, keepdims)
+
+
+@numpy_function(np.var)
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
+        correction=None):
+    _no_out("var", out)
+    if correction is not None:
+        ddof = correction
+    a = _asarray(a)
+    axes = ops.normalize_axes(axis, a.ndim)
+    dt = np.dtype(dtype) if dtype is not None else (
+        ops.dtype_of(a) if ops.dtype_of(a).kind == "f" else np.dtype(np.float64))
+    x = ops.as_dtype(a, dt)
+    n = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    m = ops.div(ops.reduce(P.reduce_sum_p, x, axes), np.asarray(builtins.max(n, 1), dt)[()])
+    d = ops.sub(x, ops.expand_to_reduced(m, x.shape, axes))
+    ss = ops.reduce(P.reduce_sum_p, ops.integer_pow(d, 2), axes)
+    y = ops.div(ss, np.asarray(n - ddof, dt)[()]) if n - ddof > 0 else ops.mul(ss, np.asarray(np.nan, dt)[()])
+    return _finish(y, x, axes, keepdims)
+
+
+@numpy_function(np.std)
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
+        correction=None):
+    return ops.sqrt(var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims, correction=correction))
+
+
+@numpy_function(np.ptp)
+def ptp(a, axis=None, out=None, keepdims=False):
+    return ops.sub(max(a, axis=axis, keepdims=keepdims), min(a, axis=axis, keepdims=keepdims))
+
+
+def _arg(prim, name):
+    def impl(a, axis=None, out=None, keepdims=False):
+        _no_out(name, out)
+        a = _asarray(a)
+        if axis is None:
+            flat = ops.reshape(a, (a.size,))
+            y = ops.bind(prim, flat, axis=0)
+            return ops.reshape(y, (1,) * a.ndim) if keepdims else y
+        (ax,) = ops.normalize_axes(axis, a.ndim)
+        y = ops.bind(prim, a, axis=ax)
+        return _finish(y, a, (ax,), keepdims)
+    impl.__name__ = name
+    return impl
+
+
+argmax = numpy_function(np.argmax)(_arg(P.argmax_p, "argmax"))
+argmin = numpy_function(np.argmin)(_arg(P.argmin_p, "argmin"))
+
+
+def _logical(prim, name):
+    def impl(a, axis=None, out=None, keepdims=False, where=None):
+        _no_out(name, out)
+        a = _asarray(a)
+        axes = ops.normalize_axes(axis, a.ndim)
+        x = ops.as_dtype(a, np.bool_)
+        return _finish(ops.reduce(prim, x, axes), x, axes, keepdims)
+    impl.__name__ = name
+    return impl
+
+
+all = numpy_function(np.all)(_logical(P.reduce_and_p, "all"))
+any = numpy_function(np.any)(_logical(P.reduce_or_p, "any"))
+
+
+@numpy_function(np.average)
+def average(a, axis=None, weights=None, returned=False, keepdims=False):
+    if weights is None:
+        avg = mean(a, axis=axis, keepdims=keepdims)
+        scl = ops.full(ops.shape_of(avg), a.size / builtins.max(avg.size if hasattr(avg, "size") else 1, 1),
+                       ops.dtype_of(avg))
+    else:
+        a, w = ops.promote(a, weights)
+        if ops.shape_of(w) != ops.shape_of(a):
+            if axis is None or ops.ndim_of(w) != 1:
+                raise ValueError("average: weights must have the shape of a, or be 1-D along axis")
+            (ax,) = ops.normalize_axes(axis, ops.ndim_of(a))
+            shape = [1] * ops.ndim_of(a)
+            shape[ax] = ops.shape_of(w)[0]
+            w = ops.broadcast_to(ops.reshape(w, shape), ops.shape_of(a))
+        if ops.dtype_of(a).kind != "f":
+            a, w = ops.as_dtype(a, np.float64), ops.as_dtype(w, np.float64)
+        scl = sum(w, axis=axis, keepdims=keepdims)
+        avg = ops.div(sum(ops.mul(a, w), axis=axis, keepdims=keepdims), scl)
+    return (avg, scl) if returned else avg

@@ -1,0 +1,252 @@
+"""Traceable building blocks over the primitives: dtype promotion (NEP 50), broadcasting, axes.
+
+Rules (VJP/JVP) and `tracegrad.numpy` are written with these. Each accepts Tracers, NumPy arrays and
+scalars, and Python scalars (weakly typed, as NumPy 2 treats them); it binds primitives, so on
+tracers it records IR and outside any trace it runs NumPy.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from . import primitives as P
+from .trace import Tracer, bind
+
+_PY_SCALARS = (bool, int, float)
+_WEAK_PY = {"b": bool, "i": int, "u": int, "f": float}
+
+
+def is_traced(x) -> bool:
+    return isinstance(x, Tracer)
+
+
+def dtype_of(x) -> np.dtype:
+    if isinstance(x, (Tracer, np.ndarray, np.generic)):
+        return x.dtype
+    return np.asarray(x).dtype
+
+
+def _promotion_key(x):
+    """What NEP 50 promotion sees: a dtype, or a Python scalar (weak) for Python scalars and for
+    tracers that came from one."""
+    if isinstance(x, Tracer) and x.weak:
+        return _WEAK_PY[x.dtype.kind](0)
+    if isinstance(x, _PY_SCALARS):
+        return x
+    return dtype_of(x)
+
+
+def shape_of(x) -> tuple:
+    return x.shape if isinstance(x, (Tracer, np.ndarray, np.generic)) else np.shape(x)
+
+
+def ndim_of(x) -> int:
+    return len(shape_of(x))
+
+
+def result_dtype(*xs):
+    return np.result_type(*[_promotion_key(x) for x in xs])
+
+
+def as_dtype(x, dtype):
+    """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
+    dtype = np.dtype(dtype)
+    if isinstance(x, Tracer):
+        return x if x.dtype == dtype else bind(P.convert_p, x, dtype=dtype)
+    if isinstance(x, _PY_SCALARS):
+        return np.asarray(x, dtype=dtype)[()]
+    arr = np.asarray(x)
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def promote(*xs):
+    dtype = result_dtype(*xs)
+    return [as_dtype(x, dtype) for x in xs]
+
+
+def weak_dtype(x):
+    """What `ufunc.resolve_dtypes` takes: a dtype, or `int`/`float` for a weak Python scalar."""
+    d = _promotion_key(x)
+    if isinstance(d, bool):
+        return np.dtype(np.bool_)
+    if isinstance(d, (int, float)):
+        return type(d)
+    return d
+
+
+def ufunc_operands(ufunc, *xs):
+    """Cast operands to the dtypes of the loop NumPy would pick for `ufunc` (exact NEP 50)."""
+    dts = ufunc.resolve_dtypes(tuple(weak_dtype(x) for x in xs) + (None,) * ufunc.nout)
+    return [as_dtype(x, d) for x, d in zip(xs, dts)]
+
+
+# ---------------------------------------------------------------- elementwise
+
+def unary(prim, x):
+    return bind(prim, as_dtype(x, dtype_of(x)) if isinstance(x, _PY_SCALARS) else x)
+
+
+def binary(prim, x, y):
+    x, y = promote(x, y)
+    return bind(prim, x, y)
+
+
+def add(x, y): return binary(P.add_p, x, y)
+def sub(x, y): return binary(P.sub_p, x, y)
+def mul(x, y): return binary(P.mul_p, x, y)
+def maximum(x, y): return binary(P.max_p, x, y)
+def minimum(x, y): return binary(P.min_p, x, y)
+
+
+def div(x, y):
+    return bind(P.div_p, *ufunc_operands(np.true_divide, x, y))
+
+
+def neg(x): return unary(P.neg_p, x)
+def exp(x): return unary(P.exp_p, x)
+def log(x): return unary(P.log_p, x)
+def sin(x): return unary(P.sin_p, x)
+def cos(x): return unary(P.cos_p, x)
+def tanh(x): return unary(P.tanh_p, x)
+def sqrt(x): return unary(P.sqrt_p, x)
+def sign(x): return unary(P.sign_p, x)
+
+
+def integer_pow(x, y: int):
+    return bind(P.integer_pow_p, x, y=int(y))
+
+
+def select(pred, on_true, on_false):
+    on_true, on_false = promote(on_true, on_false)
+    return bind(P.select_p, as_dtype(pred, np.bool_), on_true, on_false)
+
+
+def convert(x, dtype):
+    return as_dtype(x, dtype)
+
+
+def stop_gradient(x):
+    return bind(P.stop_gradient_p, x) if isinstance(x, Tracer) else x
+
+
+def compare(prim, x, y):
+    return binary(prim, x, y)
+
+
+# ---------------------------------------------------------------- shapes
+
+def normalize_axes(axis, ndim: int, name: str = "axis") -> tuple:
+    """`axis` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative ints."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(f"{name} {a} is out of bounds for array of dimension {ndim}")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"duplicate value in '{name}': {axis}")
+    return tuple(sorted(out))
+
+
+def reshape(x, shape):
+    shape = tuple(int(d) for d in shape)
+    if shape_of(x) == shape:
+        return x
+    return bind(P.reshape_p, x, shape=shape)
+
+
+def broadcast_to(x, shape):
+    shape = tuple(int(d) for d in shape)
+    if shape_of(x) == shape:
+        return x
+    return bind(P.broadcast_to_p, x, shape=shape)
+
+
+def transpose(x, perm):
+    perm = tuple(int(p) for p in perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    return bind(P.transpose_p, x, perm=perm)
+
+
+def reduce(prim, x, axes):
+    axes = tuple(axes)
+    if not axes:
+        return x
+    return bind(prim, x, axes=axes)
+
+
+def reduce_sum(x, axes): return reduce(P.reduce_sum_p, x, axes)
+
+
+def expand_to_reduced(y, in_shape, axes):
+    """Reshape a reduction's result (axes dropped) back to keepdims form, ready to broadcast."""
+    kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
+    return reshape(y, kept)
+
+
+def sum_to_shape(x, shape):
+    """Sum a broadcast result back down to `shape` (the one place broadcasting is undone)."""
+    shape = tuple(shape)
+    xs = shape_of(x)
+    if xs == shape:
+        return x
+    lead = len(xs) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and xs[lead + i] != 1)
+    y = reduce_sum(x, axes)
+    return reshape(y, shape)
+
+
+def full(shape, value, dtype):
+    return broadcast_to(np.asarray(value, dtype=dtype)[()], shape)
+
+
+def zeros_like(x):
+    return full(shape_of(x), 0, np.asarray(np.zeros((), dtype_of(x))).dtype)
+
+
+def ones_like(x):
+    return full(shape_of(x), 1, np.asarray(np.zeros((), dtype_of(x))).dtype)
+
+
+def slice_(x, start, limit, strides=None):
+    nd = ndim_of(x)
+    strides = tuple(strides) if strides is not None else (1,) * nd
+    if tuple(start) == (0,) * nd and tuple(limit) == tuple(shape_of(x)) and strides == (1,) * nd:
+        return x
+    return bind(P.slice_p, x, start=tuple(map(int, start)), limit=tuple(map(int, limit)),
+                strides=tuple(map(int, strides)))
+
+
+def pad(x, fill, config):
+    config = tuple((int(lo), int(hi), int(it)) for lo, hi, it in config)
+    if builtins.all(c == (0, 0, 0) for c in config):
+        return x
+    return bind(P.pad_p, x, as_dtype(fill, dtype_of(x)), config=config)
+
+
+def concatenate(xs, axis: int):
+    xs = promote(*xs)
+    if len(xs) == 1:
+        return xs[0]
+    return bind(P.concatenate_p, *xs, axis=int(axis))
+
+
+def rev(x, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    if not axes:
+        return x
+    return bind(P.rev_p, x, axes=axes)
+
+
+def dot_general(x, y, contract, batch=((), ())):
+    x, y = promote(x, y)
+    contract = (tuple(map(int, contract[0])), tuple(map(int, contract[1])))
+    batch = (tuple(map(int, batch[0])), tuple(map(int, batch[1])))
+    return bind(P.dot_general_p, x, y, contract=contract, batch=batch)

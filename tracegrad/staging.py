@@ -1,0 +1,261 @@
+"""Staging: how a transformed function runs at the top level.
+
+Inside a trace, a transform just emits IR. At the top level it either runs in eager mode (a root
+eager builder: every op computed as it is recorded) or is traced once per signature (pytree
+structure, shapes, dtypes, static values) into an IR that is compiled and cached. This module
+owns that dispatch, the signature cache and `cache_info()`.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import eager_enabled
+from .ir import IR, dce
+from .pytree import tree_flatten, tree_unflatten
+from .trace import Builder, Tracer, current_builder, eval_ir
+
+_SCALARS = (bool, int, float)
+
+
+def backend() -> str:
+    """`numba` (default) or `interpret` (the NumPy interpreter; set TRACEGRAD_BACKEND=interpret)."""
+    return os.environ.get("TRACEGRAD_BACKEND", "numba")
+
+
+def compile_ir(ir: IR):
+    """A callable running `ir` on its (non-constant) inputs, returning the list of outputs."""
+    if backend() == "interpret":
+        consts = [c for _, c in ir.consts]
+        inputs = ir.inputs
+
+        def run(*args):
+            return eval_ir(IR(inputs + tuple(v for v, _ in ir.consts), (), ir.eqns, ir.outputs),
+                           *args, *consts)
+        run.source = None
+        return run
+    import compiler
+    return compiler.compile_ir(ir)
+
+
+def param_names(fun) -> list:
+    try:
+        sig = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def check_leaf(leaf, where: str):
+    if isinstance(leaf, (np.ndarray, np.generic, Tracer)) or type(leaf) in _SCALARS:
+        if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: arrays of dtype {leaf.dtype} are not supported "
+                            f"(use float, int or bool arrays)")
+        return leaf
+    raise TypeError(f"{where}: expected an array, a scalar or a pytree of them, "
+                    f"got {type(leaf).__name__} ({leaf!r:.60})")
+
+
+def leaf_array(leaf):
+    return np.asarray(leaf)
+
+
+def new_root_input(builder: Builder, leaf):
+    arr = leaf_array(leaf)
+    t = builder.new_input(_aval(arr), arr if builder.eager else None)
+    t.weak = type(leaf) in (int, float)
+    return t
+
+
+def _aval(arr):
+    from .ir import Aval
+    return Aval(arr.shape, arr.dtype)
+
+
+def unwrap_output(o, where: str):
+    if isinstance(o, Tracer):
+        return np.asarray(o.value)
+    check_leaf(o, where)
+    return np.asarray(o)
+
+
+@dataclass
+class CacheInfo:
+    hits: int = 0
+    misses: int = 0
+    reasons: list = field(default_factory=list)
+
+    def __repr__(self):
+        return f"CacheInfo(hits={self.hits}, misses={self.misses}, reasons={self.reasons})"
+
+
+class _Entry:
+    __slots__ = ("ir", "run", "out_tree", "source")
+
+    def __init__(self, ir, run, out_tree):
+        self.ir, self.run, self.out_tree = ir, run, out_tree
+        self.source = getattr(run, "source", None)
+
+
+class Staged:
+    """A function that is traced per signature and compiled (or run eagerly in eager mode)."""
+
+    def __init__(self, fun, static_argnums=(), static_argnames=(), name=None, names_from=None):
+        if not callable(fun):
+            raise TypeError(f"expected a callable, got {type(fun).__name__}")
+        self.fun = fun
+        self.name = name or getattr(fun, "__name__", "function")
+        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self._names = param_names(names_from or fun)
+        self._cache: dict = {}
+        self._info = CacheInfo()
+        self._last = None
+        functools.update_wrapper(self, names_from or fun, updated=())
+
+    # ------------------------------------------------------------ signature
+    def _arg_name(self, i: int) -> str:
+        return self._names[i] if i < len(self._names) else f"args[{i}]"
+
+    def _split(self, args, kwargs):
+        n = len(args)
+        static_pos = {i % n if n else i for i in self.static_argnums if -n <= i < n}
+        for i in self.static_argnums:
+            if not -max(n, 1) <= i < max(n, 1) and i not in (0,):
+                raise ValueError(f"static_argnums {i} is out of range for {n} positional arguments")
+        dyn = tuple(a for i, a in enumerate(args) if i not in static_pos)
+        dyn_names = tuple(self._arg_name(i) for i in range(n) if i not in static_pos)
+        static = tuple((self._arg_name(i), args[i]) for i in sorted(static_pos))
+        dyn_kw = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        static += tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+        for name, v in static:
+            try:
+                hash(v)
+            except TypeError:
+                raise TypeError(f"static argument '{name}' of {self.name} must be hashable, "
+                                f"got {type(v).__name__}") from None
+        return dyn, dyn_names, dyn_kw, static, static_pos
+
+    def _leaves(self, dyn, dyn_names, dyn_kw):
+        leaves, tree = tree_flatten((dyn, dyn_kw))
+        # name each leaf by its parameter for error messages and cache reasons
+        names = []
+        for name, a in list(zip(dyn_names, dyn)) + sorted(dyn_kw.items()):
+            sub = tree_flatten(a)[0]
+            names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
+        for leaf, name in zip(leaves, names):
+            check_leaf(leaf, f"argument '{name}' of {self.name}")
+        return leaves, tree, names
+
+    @staticmethod
+    def _leaf_sig(leaf):
+        if type(leaf) in _SCALARS:
+            return ((), np.asarray(leaf).dtype, True)
+        return (leaf.shape, leaf.dtype, False)
+
+    # ------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        if current_builder() is not None:
+            return self.fun(*args, **kwargs)
+        dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
+        leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
+        if eager_enabled():
+            return self._run_eager(args, kwargs, leaves, tree, static_pos)
+        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static)
+        entry = self._cache.get(key)
+        if entry is None:
+            self._info.misses += 1
+            self._info.reasons.append(self._why(key, names))
+            entry = self._trace(args, kwargs, leaves, tree, static_pos)
+            self._cache[key] = entry
+            self._last = (key, names)
+        else:
+            self._info.hits += 1
+        outs = entry.run(*[np.asarray(l) if type(l) in _SCALARS else l for l in leaves])
+        return tree_unflatten(entry.out_tree, [np.asarray(o) for o in outs])
+
+    def _rebuild(self, args, kwargs, tree, flat, static_pos):
+        dyn, dyn_kw = tree_unflatten(tree, flat)
+        it = iter(dyn)
+        full = [a if i in static_pos else next(it) for i, a in enumerate(args)]
+        kw = {k: (v if k in self.static_argnames else dyn_kw[k]) for k, v in kwargs.items()}
+        return full, kw
+
+    def _run_eager(self, args, kwargs, leaves, tree, static_pos):
+        with Builder(eager=True) as root:
+            flat = [new_root_input(root, l) for l in leaves]
+            full, kw = self._rebuild(args, kwargs, tree, flat, static_pos)
+            out = self.fun(*full, **kw)
+        out_leaves, out_tree = tree_flatten(out)
+        return tree_unflatten(out_tree, [unwrap_output(o, f"output of {self.name}") for o in out_leaves])
+
+    def trace_ir(self, args, kwargs, leaves, tree, static_pos):
+        with Builder(eager=False) as root:
+            flat = [new_root_input(root, l) for l in leaves]
+            full, kw = self._rebuild(args, kwargs, tree, flat, static_pos)
+            out = self.fun(*full, **kw)
+            out_leaves, out_tree = tree_flatten(out)
+            for o in out_leaves:
+                if not isinstance(o, Tracer):
+                    check_leaf(o, f"output of {self.name}")
+            ir = dce(root.to_ir([o if isinstance(o, Tracer) else np.asarray(o) for o in out_leaves]))
+        return ir, out_tree
+
+    def _trace(self, args, kwargs, leaves, tree, static_pos):
+        ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
+        return _Entry(ir, compile_ir(ir), out_tree)
+
+    def _why(self, key, names) -> str:
+        if self._last is None:
+            return "first call"
+        (tree0, sig0, static0), names0 = self._last
+        tree1, sig1, static1 = key
+        if tree0 != tree1:
+            return f"argument structure changed: {tree0} -> {tree1}"
+        for name, a, b in zip(names, sig0, sig1):
+            if a[0] != b[0]:
+                return f"{name}: shape {a[0]} -> {b[0]}"
+            if a[1] != b[1]:
+                return f"{name}: dtype {a[1].name} -> {b[1].name}"
+            if a[2] != b[2]:
+                return f"{name}: {'Python scalar' if a[2] else 'array'} -> {'Python scalar' if b[2] else 'array'}"
+        for (name, a), (_, b) in zip(static0, static1):
+            if a != b:
+                return f"{name}: static value {a!r} -> {b!r}"
+        return "signature seen before but evicted"
+
+    # ------------------------------------------------------------ introspection
+    def _entry_for(self, args, kwargs):
+        dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
+        leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
+        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static)
+        entry = self._cache.get(key)
+        if entry is None:
+            ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
+            entry = _Entry(ir, None, out_tree)
+        return entry, (args, kwargs, leaves, tree, static_pos)
+
+    def ir(self, *args, **kwargs) -> str:
+        """The printed IR (forward and backward) compiled for these arguments."""
+        return str(self._entry_for(args, kwargs)[0].ir)
+
+    def source(self, *args, **kwargs) -> str:
+        """The generated Numba source compiled for these arguments."""
+        entry, call = self._entry_for(args, kwargs)
+        if entry.run is None:
+            entry = self._trace(*call)
+        if entry.source is None:
+            raise RuntimeError("no generated source: the 'interpret' backend is active "
+                               "(TRACEGRAD_BACKEND=interpret)")
+        return entry.source
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._info.hits, self._info.misses, list(self._info.reasons))
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)

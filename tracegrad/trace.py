@@ -1,0 +1,309 @@
+"""Tracing: `Tracer` values, the `Builder` that records equations, and `bind`.
+
+A Builder records equations into an IR. The current builder lives in a ContextVar; builders nest
+(a transform traced inside another opens a child builder, and a tracer of an enclosing builder used
+inside becomes an implicit input of the child). In eager mode a builder also computes every
+equation's value as it is recorded, so Python code sees concrete values (`print`, `if`,
+`breakpoint()`), and the recorded equations are what the backward pass and `tg.debug.steps` replay.
+With no builder at all, `bind` simply runs the NumPy impl: that is the interpreter.
+"""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+import numpy as np
+
+from .config import anomaly_enabled
+from .errors import AnomalyError, MissingRuleError, TracerError, user_source
+from .ir import IR, Aval, Eqn, Lit, Var
+from .primitives import impl_rules, shape_rules
+
+_FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise arrays)
+_builder: ContextVar = ContextVar("tracegrad_builder", default=None)
+_source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
+
+
+def current_builder():
+    return _builder.get()
+
+
+@contextlib.contextmanager
+def source_scope(src: str, fwd_src: str | None):
+    """Equations bound inside are attributed to `src` (and, if given, are backward of `fwd_src`)."""
+    token = _source.set((src, fwd_src))
+    try:
+        yield
+    finally:
+        _source.reset(token)
+
+
+class Tracer:
+    """A traced array: an IR variable of one builder, plus its concrete value in eager mode.
+
+    Arithmetic, NumPy protocol and array methods are installed by `tracegrad.numpy`.
+    """
+    __slots__ = ("node", "builder", "value", "weak")
+    __array_priority__ = 1000
+
+    def __init__(self, node: Var, builder: "Builder", value=None, weak=False):
+        self.node = node
+        self.builder = builder
+        self.value = value
+        self.weak = weak   # from a Python scalar: promotes like one (NEP 50), as JAX's weak types
+
+    aval = property(lambda self: self.node.aval)
+    shape = property(lambda self: self.node.aval.shape)
+    dtype = property(lambda self: self.node.aval.dtype)
+    ndim = property(lambda self: self.node.aval.ndim)
+    size = property(lambda self: self.node.aval.size)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of unsized object (a 0-d traced array)")
+        return self.shape[0]
+
+    __hash__ = object.__hash__
+
+    def _concrete(self, what: str):
+        if self.value is not None:
+            return self.value
+        raise TracerError(
+            f"{what} of a traced value {self.aval} at {user_source(3)}: its value is not known while "
+            f"the function is being compiled. Use tnp.where / tg.cond for value-dependent choices, "
+            f"mark the argument with static_argnums, or run in eager mode (tg.eager()).")
+
+    def __bool__(self):
+        return bool(self._concrete("bool()"))
+
+    def __float__(self):
+        return float(self._concrete("float()"))
+
+    def __int__(self):
+        return int(self._concrete("int()"))
+
+    def __index__(self):
+        v = self._concrete("using as an index / int")
+        return int(v)
+
+    def __complex__(self):
+        return complex(self._concrete("complex()"))
+
+    def __array__(self, dtype=None, copy=None):
+        raise TracerError(
+            f"np.asarray()/np.array() of a traced value {self.aval} at {user_source(2)} would leave "
+            f"the graph and silently lose its gradient. Use tnp.asarray (tracegrad.numpy), or "
+            f"tg.stop_gradient if a constant is really meant.")
+
+    def __repr__(self):
+        if self.value is not None:
+            return f"Tracer({np.array2string(np.asarray(self.value), separator=', ')}, dtype={self.dtype})"
+        return f"Traced<{self.aval}>"
+
+    def __str__(self):
+        if self.value is not None:
+            return str(self.value)
+        return f"Traced<{self.aval}>"
+
+    def __format__(self, spec):
+        if self.value is not None:
+            return format(self.value, spec)
+        return format(str(self), spec)
+
+
+class Builder:
+    def __init__(self, eager: bool = False):
+        self.parent = _builder.get()
+        self.eager = eager
+        self.inputs: list = []
+        self.eqns: list = []
+        self.consts: list = []
+        self._const_index: dict = {}
+        self.captured: list = []        # outer tracers read inside this builder
+        self.capture_vars: list = []    # the local input var standing for each
+        self._capture_index: dict = {}
+        self.values: dict = {}          # eager mode: Var -> ndarray
+
+    def __enter__(self):
+        self._token = _builder.set(self)
+        return self
+
+    def __exit__(self, *exc):
+        _builder.reset(self._token)
+        return False
+
+    def is_ancestor(self, other) -> bool:
+        b = self.parent
+        while b is not None:
+            if b is other:
+                return True
+            b = b.parent
+        return False
+
+    def new_input(self, aval: Aval, value=None) -> Tracer:
+        v = Var(aval)
+        self.inputs.append(v)
+        if value is not None:
+            self.values[v] = value
+        return Tracer(v, self, value)
+
+    def lift(self, x):
+        """Turn an operand into an atom of this builder (Var or Lit)."""
+        if isinstance(x, Tracer):
+            if x.builder is self:
+                return x.node
+            if self.is_ancestor(x.builder):
+                return self._capture(x)
+            raise TracerError(
+                f"a traced value {x.aval} is used outside the transform that created it (it leaked, "
+                f"e.g. through a global or a closure kept after the call) at {user_source(3)}")
+        if isinstance(x, Lit):
+            return x
+        if isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
+            return Lit(x, np.asarray(x).dtype)
+        if isinstance(x, np.ndarray):
+            return self._const(x)
+        if isinstance(x, (bool, int, float)):
+            return Lit(x, np.asarray(x).dtype)
+        raise TypeError(f"cannot use {type(x).__name__} as an array operand at {user_source(3)}")
+
+    def _capture(self, x: Tracer) -> Var:
+        # An enclosing builder's tracer becomes an implicit input here; when this builder's IR is
+        # inlined into its parent, the parent lifts the same tracer in turn.
+        v = self._capture_index.get(id(x.node))
+        if v is None:
+            v = Var(x.aval)
+            self._capture_index[id(x.node)] = v
+            self.captured.append(x)
+            self.capture_vars.append(v)
+            if x.value is not None:
+                self.values[v] = x.value
+        return v
+
+    def _const(self, arr: np.ndarray) -> Var:
+        hit = self._const_index.get(id(arr))
+        if hit is not None and hit[1] is arr:
+            return hit[0]
+        v = Var(Aval(arr.shape, arr.dtype))
+        self._const_index[id(arr)] = (v, arr)
+        self.consts.append((v, arr))
+        if self.eager:
+            self.values[v] = arr
+        return v
+
+    def value_of(self, atom):
+        return atom.value if isinstance(atom, Lit) else self.values[atom]
+
+    def to_ir(self, outputs) -> IR:
+        outs = tuple(self.lift(o) for o in outputs)
+        return IR(tuple(self.inputs) + tuple(self.capture_vars), tuple(self.consts),
+                  tuple(self.eqns), outs)
+
+
+def _check_finite(prim, outs, ins, src, fwd_src):
+    for o in outs:
+        o = np.asarray(o)
+        if o.dtype.kind == "f" and not np.isfinite(o).all():
+            kind = "NaN" if np.isnan(o).any() else "Inf"
+            already = any(np.asarray(i).dtype.kind == "f" and not np.isfinite(i).all() for i in ins)
+            detail = kind + (" (an input already held NaN/Inf)" if already else "")
+            raise AnomalyError(prim.name, "forward" if fwd_src is None else "backward",
+                               src, fwd_src, detail)
+
+
+def impl_of(prim):
+    rule = impl_rules.get(prim)
+    if rule is None:
+        raise MissingRuleError(f"primitive '{prim.name}' has no impl rule (add it in tracegrad/rules/)")
+    return rule
+
+
+def bind(prim, *args, **params):
+    """Record (or, outside any trace, run) `prim` on `args`; returns Tracer(s) or array(s)."""
+    override = _source.get()
+    if override is None:
+        src, fwd_src = user_source(2), None
+    else:
+        src, fwd_src = override
+    return bind_at(prim, args, params, src, fwd_src)
+
+
+def bind_at(prim, args, params, src, fwd_src, values=None):
+    builder = _builder.get()
+    if builder is None:
+        ins = [a.value if isinstance(a, Lit) else a for a in args]
+        out = impl_of(prim)(*ins, **params)
+        if anomaly_enabled():
+            _check_finite(prim, out if prim.multiple_results else (out,), ins, src, fwd_src)
+        return out
+    if not prim.effectful and not any(isinstance(a, Tracer) for a in args) and \
+            all(np.size(a.value if isinstance(a, Lit) else a) <= _FOLD_MAX for a in args):
+        # constant folding: tiny all-constant operations are computed now, not recorded
+        ins = [a.value if isinstance(a, Lit) else a for a in args]
+        out = impl_of(prim)(*ins, **params)
+        outs = out if prim.multiple_results else (out,)
+        if all(np.size(o) <= _FOLD_MAX for o in outs):
+            return out
+    atoms = tuple(builder.lift(a) for a in args)
+    rule = shape_rules.get(prim)
+    if rule is None:
+        raise MissingRuleError(f"primitive '{prim.name}' has no shape rule (add it in tracegrad/rules/)")
+    try:
+        out_avals = rule(*[a.aval for a in atoms], **params)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{prim.name}: {e}\n  at {src}") from None
+    multiple = prim.multiple_results
+    out_avals = out_avals if multiple else (out_avals,)
+    outs = tuple(Var(a) for a in out_avals)
+    builder.eqns.append(Eqn(prim, atoms, outs, dict(params), src, fwd_src))
+    traced = [a for a in args if isinstance(a, Tracer)]
+    weak = bool(traced) and all(t.weak for t in traced)
+    if builder.eager:
+        if values is None:
+            ins = [builder.value_of(a) for a in atoms]
+            values = impl_of(prim)(*ins, **params)
+            values = values if multiple else (values,)
+            values = tuple(np.asarray(v, dtype=a.dtype) if np.ndim(v) == 0 or
+                           np.asarray(v).dtype != a.dtype else v for v, a in zip(values, out_avals))
+            if anomaly_enabled():
+                _check_finite(prim, values, ins, src, fwd_src)
+        for v, val in zip(outs, values):
+            builder.values[v] = val
+        tracers = tuple(Tracer(v, builder, val, weak) for v, val in zip(outs, values))
+    else:
+        tracers = tuple(Tracer(v, builder, None, weak) for v in outs)
+    return tracers if multiple else tracers[0]
+
+
+def eval_eqns(eqns, env: dict, values: dict | None = None) -> None:
+    """Replay `eqns` in the current context, reading and extending `env` (Var -> operand).
+
+    Source lines are preserved. `values` (an eager builder's Var -> value) lets eager replay reuse
+    the values already computed instead of recomputing them.
+    """
+    for e in eqns:
+        ins = [a if isinstance(a, Lit) else env[a] for a in e.inputs]
+        pre = None
+        if values is not None and _builder.get() is not None and _builder.get().eager:
+            pre = tuple(values[v] for v in e.outs) if all(v in values for v in e.outs) else None
+        out = bind_at(e.prim, ins, e.params, e.src, e.fwd_src, pre)
+        outs = out if e.prim.multiple_results else (out,)
+        for v, o in zip(e.outs, outs):
+            env[v] = o
+
+
+def eval_ir(ir: IR, *args):
+    """Evaluate `ir` on `args` in the current context (no builder: NumPy, op by op)."""
+    if len(args) != len(ir.inputs):
+        raise TypeError(f"IR takes {len(ir.inputs)} inputs, got {len(args)}")
+    env = dict(zip(ir.inputs, args))
+    env.update(ir.consts)
+    eval_eqns(ir.eqns, env)
+    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
+
+
+def aval_of(x) -> Aval:
+    if isinstance(x, Tracer):
+        return x.aval
+    arr = np.asarray(x)
+    return Aval(arr.shape, arr.dtype)

@@ -1,0 +1,341 @@
+"""The public transforms: grad, value_and_grad, vjp, jvp, jacrev, jacfwd, hessian, jit, make_ir.
+
+Each is a traced core (`_vjp_core`, `_jvp_core`) that records the function into a child builder,
+inlines it into the current one and runs an autodiff pass there; `Staged` decides whether the
+top-level call is compiled or run eagerly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .autodiff import backward_pass, jvp_pass
+from .errors import user_source
+from .ir import Lit
+from .pytree import tree_flatten, tree_map, tree_unflatten
+from .staging import Staged, check_leaf, new_root_input, param_names, unwrap_output
+from .trace import Builder, Tracer, aval_of, current_builder, eval_eqns
+
+
+# ---------------------------------------------------------------- cores (run inside a builder)
+
+class _Traced:
+    """A function recorded in a child builder and inlined into the current one."""
+
+    def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function"):
+        outer = current_builder()
+        inner = Builder(eager=outer.eager)
+        with inner:
+            ins = []
+            for x in primals_flat:
+                t = inner.new_input(aval_of(x), x.value if isinstance(x, Tracer) else
+                                    (np.asarray(x) if inner.eager else None))
+                t.weak = isinstance(x, Tracer) and x.weak
+                ins.append(t)
+            out = fun(*tree_unflatten(in_tree, ins))
+            if has_aux:
+                if not (isinstance(out, (tuple, list)) and len(out) == 2):
+                    raise TypeError(f"has_aux=True needs {what} to return a pair (output, aux), "
+                                    f"got {type(out).__name__}")
+                out, aux = out
+            else:
+                aux = None
+            out_flat, self.out_tree = tree_flatten(out)
+            aux_flat, self.aux_tree = tree_flatten(aux)
+            for o in out_flat + aux_flat:
+                if not isinstance(o, Tracer):
+                    check_leaf(o, f"output of {what}")
+            self.ir = inner.to_ir([o if isinstance(o, Tracer) else np.asarray(o)
+                                   for o in out_flat + aux_flat])
+        self.n_out = len(out_flat)
+        self.n_in = len(primals_flat)
+        env = dict(zip(self.ir.inputs, list(primals_flat) + inner.captured))
+        env.update(self.ir.consts)
+        eval_eqns(self.ir.eqns, env, inner.values if inner.eager else None)
+        self.env = env
+        res = [a.value if isinstance(a, Lit) else env[a] for a in self.ir.outputs]
+        self.outs, self.aux = res[:self.n_out], res[self.n_out:]
+
+    def out_vars(self):
+        return self.ir.outputs[:self.n_out]
+
+    def backward(self, cts_flat):
+        """Cotangents of the primal inputs (None for zero) given output cotangents."""
+        out_cts = {}
+        for var, ct in zip(self.out_vars(), cts_flat):
+            if isinstance(var, Lit) or ct is None:
+                continue
+            out_cts[var] = ct if var not in out_cts else ops.add(out_cts[var], ct)
+        return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
+
+    def forward(self, tangents_flat):
+        """Output tangents (None for zero) given input tangents (None for zero)."""
+        seed = {v: t for v, t in zip(self.ir.inputs, tangents_flat) if t is not None}
+        tan = jvp_pass(self.ir.eqns, self.env, seed)
+        return [None if isinstance(v, Lit) else tan.get(v) for v in self.out_vars()]
+
+
+def _float_leaves(leaves, names, what):
+    for x, name in zip(leaves, names):
+        dt = ops.dtype_of(x)
+        if dt.kind != "f":
+            raise TypeError(f"{what} requires floating-point inputs, but argument '{name}' has dtype "
+                            f"{dt.name} (int and bool inputs carry no gradient)")
+
+
+def _argnums(argnums, n, fun):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for i in nums:
+        if not -n <= i < n:
+            raise ValueError(f"argnums {i} is out of range for {n} positional arguments of "
+                             f"{getattr(fun, '__name__', 'function')}")
+    return single, tuple(i % n for i in nums)
+
+
+def _split_args(fun, args, argnums, what):
+    """(single, nums, dyn leaves, dyn tree, call(dyn) -> fun(*args with dyn substituted))."""
+    single, nums = _argnums(argnums, len(args), fun)
+    dyn = tuple(args[i] for i in nums)
+    leaves, tree = tree_flatten(dyn)
+    names = param_names(fun)
+    leaf_names = []
+    for i in nums:
+        name = names[i] if i < len(names) else f"args[{i}]"
+        sub = tree_flatten(args[i])[0]
+        leaf_names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
+    for leaf, name in zip(leaves, leaf_names):
+        check_leaf(leaf, f"argument '{name}' of {what}")
+    _float_leaves(leaves, leaf_names, what)
+
+    def call(*dyn_args):
+        full = list(args)
+        for i, a in zip(nums, dyn_args):
+            full[i] = a
+        return fun(*full)
+    return single, nums, leaves, tree, call
+
+
+def _zeros_for(x):
+    return ops.zeros_like(x)
+
+
+def _value_and_grad_core(fun, argnums, has_aux, args, what):
+    single, nums, leaves, tree, call = _split_args(fun, args, argnums, what)
+    tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    if tr.n_out != 1 or tree_unflatten(tr.out_tree, [0]) != 0:
+        raise TypeError(f"{what} requires a function returning one scalar, got a "
+                        f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
+    out = tr.outs[0]
+    if ops.shape_of(out) != () or ops.dtype_of(out).kind != "f":
+        raise TypeError(f"{what} requires a scalar floating-point output, got "
+                        f"{aval_of(out)} from {getattr(fun, '__name__', 'function')} "
+                        f"(called at {user_source()}); use tg.vjp or tg.jacrev for non-scalar outputs")
+    cts = tr.backward([ops.ones_like(out)])
+    grads = [(_zeros_for(x) if c is None else c) for x, c in zip(leaves, cts)]
+    g = tree_unflatten(tree, grads)
+    g = g[0] if single else g
+    value = out
+    if has_aux:
+        value = (out, tree_unflatten(tr.aux_tree, tr.aux))
+    return value, g
+
+
+def value_and_grad(fun, argnums=0, has_aux=False):
+    """`(value, gradient)` of a scalar-valued `fun`; with has_aux, `((value, aux), gradient)`."""
+    def core(*args):
+        return _value_and_grad_core(fun, argnums, has_aux, args, "value_and_grad")
+    return Staged(core, name=f"value_and_grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+
+
+def grad(fun=None, argnums=0, has_aux=False):
+    """Gradient of a scalar-valued `fun` w.r.t. argument(s) `argnums`; usable as `@tg.grad`."""
+    if fun is None:
+        return lambda f: grad(f, argnums, has_aux)
+
+    def core(*args):
+        value, g = _value_and_grad_core(fun, argnums, has_aux, args, "grad")
+        return (g, value[1]) if has_aux else g
+    return Staged(core, name=f"grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+
+
+# ---------------------------------------------------------------- vjp / jvp
+
+def _vjp_traced(fun, primals, has_aux):
+    leaves, tree = tree_flatten(tuple(primals))
+    for i, leaf in enumerate(leaves):
+        check_leaf(leaf, f"primal {i} of vjp")
+    tr = _Traced(fun, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    return tr, leaves, tree
+
+
+def _vjp_backward(tr, leaves, tree, ct):
+    ct_leaves, ct_tree = tree_flatten(ct)
+    if ct_tree != tr.out_tree:
+        raise TypeError(f"vjp cotangent structure {ct_tree} does not match the output {tr.out_tree}")
+    for c, o in zip(ct_leaves, tr.outs):
+        if ops.shape_of(c) != ops.shape_of(o):
+            raise ValueError(f"vjp cotangent shape {ops.shape_of(c)} does not match the output "
+                             f"shape {ops.shape_of(o)}")
+    cts = tr.backward(ct_leaves)
+    return tree_unflatten(tree, [(_zeros_for(x) if c is None else c) for x, c in zip(leaves, cts)])
+
+
+def vjp(fun, *primals, has_aux=False):
+    """`(out, vjp_fun)`; `vjp_fun(cotangent)` returns one cotangent per primal, as a tuple."""
+    b = current_builder()
+    if b is not None:
+        tr, leaves, tree = _vjp_traced(fun, primals, has_aux)
+        out = tree_unflatten(tr.out_tree, tr.outs)
+        fn = lambda ct: _vjp_backward(tr, leaves, tree, ct)
+        return (out, fn, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else (out, fn)
+
+    def fwd(*p):
+        tr, _, _ = _vjp_traced(fun, p, has_aux)
+        out = tree_unflatten(tr.out_tree, tr.outs)
+        return (out, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else out
+
+    def bwd(p, ct):
+        tr, leaves, tree = _vjp_traced(fun, p, has_aux)
+        return _vjp_backward(tr, leaves, tree, ct)
+
+    name = getattr(fun, "__name__", "f")
+    res = Staged(fwd, name=f"vjp({name})")(*primals)
+    bwd_staged = Staged(bwd, name=f"vjp({name}).backward")
+    fn = lambda ct: bwd_staged(tuple(primals), ct)
+    if has_aux:
+        out, aux = res
+        return out, fn, aux
+    return res, fn
+
+
+def _jvp_core(fun, primals, tangents):
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp takes primals and tangents as tuples (or lists) of arguments")
+    p_leaves, p_tree = tree_flatten(tuple(primals))
+    t_leaves, t_tree = tree_flatten(tuple(tangents))
+    if p_tree != t_tree:
+        raise TypeError(f"jvp: primal structure {p_tree} and tangent structure {t_tree} differ")
+    for i, (p, t) in enumerate(zip(p_leaves, t_leaves)):
+        check_leaf(p, f"primal {i} of jvp")
+        check_leaf(t, f"tangent {i} of jvp")
+        if ops.shape_of(p) != ops.shape_of(t):
+            raise ValueError(f"jvp: tangent {i} has shape {ops.shape_of(t)} but its primal has "
+                             f"shape {ops.shape_of(p)}")
+    tr = _Traced(fun, p_leaves, p_tree, False, getattr(fun, "__name__", "function"))
+    seeds = [ops.as_dtype(t, ops.dtype_of(p)) if ops.dtype_of(p).kind == "f" else None
+             for p, t in zip(p_leaves, t_leaves)]
+    t_out = tr.forward(seeds)
+    t_out = [_zeros_for(o) if t is None else t for o, t in zip(tr.outs, t_out)]
+    return tree_unflatten(tr.out_tree, tr.outs), tree_unflatten(tr.out_tree, t_out)
+
+
+def jvp(fun, primals, tangents):
+    """`(out, tangent_out)`: forward-mode derivative of `fun` at `primals` along `tangents`."""
+    if current_builder() is not None:
+        return _jvp_core(fun, primals, tangents)
+    staged = Staged(lambda p, t: _jvp_core(fun, p, t), name=f"jvp({getattr(fun, '__name__', 'f')})")
+    return staged(tuple(primals), tuple(tangents))
+
+
+# ---------------------------------------------------------------- Jacobians
+
+def _stack(parts, shape):
+    """Stack same-shaped values along a new leading axis, then reshape to `shape`."""
+    flat = [ops.reshape(p, (1,) + tuple(ops.shape_of(p))) for p in parts]
+    return ops.reshape(ops.concatenate(flat, 0), shape)
+
+
+def _one_hot(i, shape, dtype):
+    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
+    e[i] = 1
+    return e.reshape(shape)
+
+
+def _jacrev_core(fun, argnums, args):
+    single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacrev")
+    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
+    if tr.n_out != 1:
+        raise TypeError("jacrev needs a function returning one array")
+    out = tr.outs[0]
+    oshape, odt = tuple(ops.shape_of(out)), ops.dtype_of(out)
+    n = int(np.prod(oshape, dtype=np.int64))
+    rows = [tr.backward([_one_hot(i, oshape, odt)]) for i in range(n)]
+    jacs = []
+    for j, x in enumerate(leaves):
+        xs = tuple(ops.shape_of(x))
+        parts = [(_zeros_for(x) if r[j] is None else r[j]) for r in rows]
+        jacs.append(_stack(parts, oshape + xs) if parts else ops.zeros_like(np.zeros(oshape + xs, ops.dtype_of(x))))
+    g = tree_unflatten(tree, jacs)
+    return g[0] if single else g
+
+
+def _jacfwd_core(fun, argnums, args):
+    single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacfwd")
+    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
+    if tr.n_out != 1:
+        raise TypeError("jacfwd needs a function returning one array")
+    out = tr.outs[0]
+    oshape = tuple(ops.shape_of(out))
+    jacs = []
+    for j, x in enumerate(leaves):
+        xs, xdt = tuple(ops.shape_of(x)), ops.dtype_of(x)
+        n = int(np.prod(xs, dtype=np.int64))
+        cols = []
+        for i in range(n):
+            seeds = [None] * len(leaves)
+            seeds[j] = _one_hot(i, xs, xdt)
+            t = tr.forward(seeds)[0]
+            cols.append(ops.zeros_like(out) if t is None else t)
+        if not cols:
+            jacs.append(np.zeros(oshape + xs, xdt))
+            continue
+        stacked = _stack(cols, xs + oshape)           # input dims first
+        k = len(xs)
+        jacs.append(ops.transpose(stacked, tuple(range(k, k + len(oshape))) + tuple(range(k))))
+    g = tree_unflatten(tree, jacs)
+    return g[0] if single else g
+
+
+def jacrev(fun, argnums=0):
+    """Jacobian by reverse mode: shape `out.shape + in.shape`."""
+    return Staged(lambda *a: _jacrev_core(fun, argnums, a),
+                  name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun)
+
+
+def jacfwd(fun, argnums=0):
+    """Jacobian by forward mode: shape `out.shape + in.shape`."""
+    return Staged(lambda *a: _jacfwd_core(fun, argnums, a),
+                  name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun)
+
+
+def hessian(fun, argnums=0):
+    """`jacfwd(jacrev(fun))`: shape `in.shape + in.shape` for a scalar `fun`."""
+    return jacfwd(jacrev(fun, argnums), argnums)
+
+
+# ---------------------------------------------------------------- jit, make_ir, stop_gradient
+
+def jit(fun=None, static_argnums=(), static_argnames=()):
+    """Trace once per signature and compile into one native function; also a decorator."""
+    if fun is None:
+        return lambda f: jit(f, static_argnums, static_argnames)
+    if isinstance(fun, Staged) and not static_argnums and not static_argnames:
+        return Staged(fun.fun, fun.static_argnums, fun.static_argnames, fun.name,
+                      names_from=fun.__wrapped__)
+    return Staged(fun, static_argnums, static_argnames)
+
+
+def make_ir(fun, static_argnums=()):
+    """`make_ir(f)(*args)`: the IR of `f` at these arguments (print it to read it)."""
+    staged = fun if isinstance(fun, Staged) else Staged(fun, static_argnums)
+
+    def build(*args, **kwargs):
+        entry, _ = staged._entry_for(args, kwargs)
+        return entry.ir
+    return build
+
+
+def stop_gradient(x):
+    """`x`, with its derivative treated as zero."""
+    return tree_map(ops.stop_gradient, x)
