@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import eager_enabled
+from .config import anomaly_enabled, eager_enabled
 from .ir import IR, dce
 from .pytree import tree_flatten, tree_unflatten
 from .trace import Builder, Tracer, current_builder, eval_ir
@@ -27,8 +27,11 @@ def backend() -> str:
     return os.environ.get("TRACEGRAD_BACKEND", "numba")
 
 
-def compile_ir(ir: IR):
-    """A callable running `ir` on its (non-constant) inputs, returning the list of outputs."""
+def compile_ir(ir: IR, check_finite: bool = False):
+    """A callable running `ir` on its (non-constant) inputs, returning the list of outputs.
+
+    With `check_finite`, the first equation producing NaN/Inf raises AnomalyError.
+    """
     if backend() == "interpret":
         consts = [c for _, c in ir.consts]
         inputs = ir.inputs
@@ -39,7 +42,7 @@ def compile_ir(ir: IR):
         run.source = None
         return run
     import compiler
-    return compiler.compile_ir(ir)
+    return compiler.compile_ir(ir, check_finite=check_finite)
 
 
 def param_names(fun) -> list:
@@ -166,7 +169,7 @@ class Staged:
         leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
         if eager_enabled():
             return self._run_eager(args, kwargs, leaves, tree, static_pos)
-        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static)
+        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static, anomaly_enabled())
         entry = self._cache.get(key)
         if entry is None:
             self._info.misses += 1
@@ -208,13 +211,15 @@ class Staged:
 
     def _trace(self, args, kwargs, leaves, tree, static_pos):
         ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
-        return _Entry(ir, compile_ir(ir), out_tree)
+        return _Entry(ir, compile_ir(ir, check_finite=anomaly_enabled()), out_tree)
 
     def _why(self, key, names) -> str:
         if self._last is None:
             return "first call"
-        (tree0, sig0, static0), names0 = self._last
-        tree1, sig1, static1 = key
+        (tree0, sig0, static0, anom0), names0 = self._last
+        tree1, sig1, static1, anom1 = key
+        if anom0 != anom1:
+            return f"anomaly detection {'on' if anom1 else 'off'}"
         if tree0 != tree1:
             return f"argument structure changed: {tree0} -> {tree1}"
         for name, a, b in zip(names, sig0, sig1):
@@ -233,7 +238,7 @@ class Staged:
     def _entry_for(self, args, kwargs):
         dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
         leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
-        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static)
+        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static, anomaly_enabled())
         entry = self._cache.get(key)
         if entry is None:
             ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
