@@ -118,7 +118,6 @@ class Staged:
         self._names = param_names(names_from or fun)
         self._cache: dict = {}
         self._info = CacheInfo()
-        self._last = None
         functools.update_wrapper(self, names_from or fun, updated=())
 
     # ------------------------------------------------------------ signature
@@ -176,7 +175,6 @@ class Staged:
             self._info.reasons.append(self._why(key, names))
             entry = self._trace(args, kwargs, leaves, tree, static_pos)
             self._cache[key] = entry
-            self._last = (key, names)
         else:
             self._info.hits += 1
         outs = entry.run(*[np.asarray(l) if type(l) in _SCALARS else l for l in leaves])
@@ -206,7 +204,10 @@ class Staged:
             for o in out_leaves:
                 if not isinstance(o, Tracer):
                     check_leaf(o, f"output of {self.name}")
-            ir = dce(root.to_ir([o if isinstance(o, Tracer) else np.asarray(o) for o in out_leaves]))
+            ir = root.to_ir([o if isinstance(o, Tracer) else np.asarray(o) for o in out_leaves])
+            # Under anomaly detection every recorded equation runs (as in eager mode), so a NaN in a
+            # forward value that the gradient does not need is still reported where it arises.
+            ir = ir if anomaly_enabled() else dce(ir)
         return ir, out_tree
 
     def _trace(self, args, kwargs, leaves, tree, static_pos):
@@ -214,12 +215,12 @@ class Staged:
         return _Entry(ir, compile_ir(ir, check_finite=anomaly_enabled()), out_tree)
 
     def _why(self, key, names) -> str:
-        if self._last is None:
+        """Why `key` missed: the difference from the most similar signature seen before."""
+        if not self._cache:
             return "first call"
-        (tree0, sig0, static0, anom0), names0 = self._last
         tree1, sig1, static1, anom1 = key
-        if anom0 != anom1:
-            return f"anomaly detection {'on' if anom1 else 'off'}"
+        same_tree = [k for k in self._cache if k[0] == tree1]
+        tree0, sig0, static0, anom0 = (same_tree or list(self._cache))[-1]
         if tree0 != tree1:
             return f"argument structure changed: {tree0} -> {tree1}"
         for name, a, b in zip(names, sig0, sig1):
@@ -228,11 +229,14 @@ class Staged:
             if a[1] != b[1]:
                 return f"{name}: dtype {a[1].name} -> {b[1].name}"
             if a[2] != b[2]:
-                return f"{name}: {'Python scalar' if a[2] else 'array'} -> {'Python scalar' if b[2] else 'array'}"
+                kinds = {True: "Python scalar", False: "array"}
+                return f"{name}: {kinds[a[2]]} -> {kinds[b[2]]}"
         for (name, a), (_, b) in zip(static0, static1):
             if a != b:
                 return f"{name}: static value {a!r} -> {b!r}"
-        return "signature seen before but evicted"
+        if anom0 != anom1:
+            return f"anomaly detection {'on' if anom1 else 'off'}"
+        return "new signature"
 
     # ------------------------------------------------------------ introspection
     def _entry_for(self, args, kwargs):

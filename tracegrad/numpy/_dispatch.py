@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from ..errors import user_source
+from ..errors import TracerError, user_source
 from ..trace import Tracer
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
@@ -36,7 +36,12 @@ def numpy_function(*np_funcs, name=None):
         def wrapper(*args, **kwargs):
             if reference is not None and not has_tracer(args) and not has_tracer(kwargs.values()):
                 return reference(*args, **kwargs)
-            return impl(*args, **kwargs)
+            try:
+                return impl(*args, **kwargs)
+            except (ValueError, TypeError, IndexError) as e:
+                if isinstance(e, TracerError) or _LINE_MARK in str(e):
+                    raise
+                raise _with_line(e, name or impl.__name__) from None
         if name:
             wrapper.__name__ = name
         wrapper.__doc__ = (impl.__doc__ or "") or (f"Traceable numpy.{reference.__name__}."
@@ -49,6 +54,18 @@ def numpy_function(*np_funcs, name=None):
         wrapper._tracegrad_impl = impl
         return wrapper
     return deco
+
+
+_LINE_MARK = "\n  at "
+
+
+def _with_line(e: Exception, fname: str) -> Exception:
+    """The same exception type, its message prefixed by the function and suffixed by the user's line."""
+    msg = f"{fname}: {e}{_LINE_MARK}{user_source(3)}"
+    try:
+        return type(e)(msg)
+    except Exception:
+        return ValueError(msg) if isinstance(e, ValueError) else TypeError(msg)
 
 
 def _np_name(func) -> str:
