@@ -36,9 +36,10 @@ def compile_ir(ir: IR, check_finite: bool = False):
         consts = [c for _, c in ir.consts]
         inputs = ir.inputs
 
+        flat_ir = IR(inputs + tuple(v for v, _ in ir.consts), (), ir.eqns, ir.outputs)
+
         def run(*args):
-            return eval_ir(IR(inputs + tuple(v for v, _ in ir.consts), (), ir.eqns, ir.outputs),
-                           *args, *consts)
+            return [np.asarray(o) for o in eval_ir(flat_ir, *args, *consts)]
         run.source = None
         return run
     import compiler
@@ -87,6 +88,44 @@ def unwrap_output(o, where: str):
     return np.asarray(o)
 
 
+class _Unusual(Exception):
+    """An argument the fast signature does not handle (the general path takes over)."""
+
+
+_ND = np.ndarray
+
+
+def _fast_signature(args, leaves: list, key: list):
+    """Append `args`' leaves to `leaves` and a flat signature to `key`, in one tight pass.
+
+    Handles arrays, Python scalars, NumPy scalars, lists, tuples and dicts: what training loops pass
+    on every call. Anything else raises _Unusual and the general (pytree) path is used instead.
+    """
+    for a in args:
+        t = type(a)
+        if t is _ND:
+            leaves.append(a)
+            key.append(a.shape)
+            key.append(a.dtype)
+        elif t is list or t is tuple:
+            key.append(t)
+            key.append(len(a))
+            _fast_signature(a, leaves, key)
+        elif t is float or t is int or t is bool:
+            leaves.append(np.asarray(a))
+            key.append(t)
+        elif t is dict:
+            ks = sorted(a)
+            key.append(tuple(ks))
+            _fast_signature([a[k] for k in ks], leaves, key)
+        elif isinstance(a, np.generic):
+            leaves.append(np.asarray(a))
+            key.append(())
+            key.append(a.dtype)
+        else:
+            raise _Unusual
+
+
 @dataclass
 class CacheInfo:
     hits: int = 0
@@ -98,11 +137,15 @@ class CacheInfo:
 
 
 class _Entry:
-    __slots__ = ("ir", "run", "out_tree", "source")
+    __slots__ = ("ir", "run", "out_tree", "source", "finish")
 
     def __init__(self, ir, run, out_tree):
         self.ir, self.run, self.out_tree = ir, run, out_tree
         self.source = getattr(run, "source", None)
+        if out_tree.nodetype is None:
+            self.finish = lambda outs: outs[0]
+        else:
+            self.finish = lambda outs: tree_unflatten(out_tree, outs)
 
 
 class Staged:
@@ -117,6 +160,8 @@ class Staged:
         self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         self._names = param_names(names_from or fun)
         self._cache: dict = {}
+        self._fast: dict = {}       # flat signature -> entry, for the common all-array call
+        self._latest = None
         self._info = CacheInfo()
         functools.update_wrapper(self, names_from or fun, updated=())
 
@@ -164,6 +209,24 @@ class Staged:
     def __call__(self, *args, **kwargs):
         if current_builder() is not None:
             return self.fun(*args, **kwargs)
+        if not kwargs and not self.static_argnums and not eager_enabled():
+            leaves, key = [], [anomaly_enabled()]
+            try:
+                _fast_signature(args, leaves, key)
+            except _Unusual:
+                pass
+            else:
+                key = tuple(key)
+                entry = self._fast.get(key)
+                if entry is not None:
+                    self._info.hits += 1
+                    return entry.finish(entry.run(*leaves))
+                out = self._call(args, kwargs)
+                self._fast[key] = self._latest
+                return out
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
         leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
         if eager_enabled():
@@ -177,8 +240,8 @@ class Staged:
             self._cache[key] = entry
         else:
             self._info.hits += 1
-        outs = entry.run(*[np.asarray(l) if type(l) in _SCALARS else l for l in leaves])
-        return tree_unflatten(entry.out_tree, [np.asarray(o) for o in outs])
+        self._latest = entry
+        return entry.finish(entry.run(*[np.asarray(l) if type(l) in _SCALARS else l for l in leaves]))
 
     def _rebuild(self, args, kwargs, tree, flat, static_pos):
         dyn, dyn_kw = tree_unflatten(tree, flat)
