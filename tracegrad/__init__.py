@@ -6,7 +6,10 @@
 from . import rules as _rules  # noqa: F401  (registers every primitive's rules)
 from . import numpy  # noqa: F401  (installs the NumPy protocol on tracers)
 from . import debug
+from . import nn, optim
 from .config import detect_anomaly, eager
+from .control_flow import checkpoint, cond, fori_loop, scan, while_loop
+from .custom import Function, ShapeDtypeStruct, custom_jvp, custom_vjp, pure_callback
 from .errors import AnomalyError, TracerError
 from .ir import IR, verify
 from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
@@ -21,4 +24,6 @@ __all__ = [
     "stop_gradient", "eager", "detect_anomaly", "debug", "check_grads", "TracerError",
     "AnomalyError", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
     "register_pytree_node", "IR", "verify",
+    "cond", "fori_loop", "scan", "while_loop", "checkpoint",
+    "nn", "optim", "custom_vjp", "custom_jvp", "Function", "pure_callback", "ShapeDtypeStruct",
 ]

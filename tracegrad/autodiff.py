@@ -29,14 +29,32 @@ def _accumulate(ct_env: dict, var: Var, ct):
     ct_env[var] = ct if prev is None else ops.add(prev, ct)
 
 
+def _active_vars(eqns, wanted) -> set:
+    """Vars that depend on a `wanted` var: only their cotangents can reach one."""
+    active = {v for v in wanted if isinstance(v, Var)}
+    for e in eqns:
+        if any(isinstance(a, Var) and a in active for a in e.inputs):
+            active.update(e.outs)
+    return active
+
+
 def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
-    """Cotangents of `wanted` vars, given cotangents of some outputs of `eqns` (evaluated in `env`)."""
+    """Cotangents of `wanted` vars, given cotangents of some outputs of `eqns` (evaluated in `env`).
+
+    Equations none of whose inputs depend on `wanted` are skipped: their cotangents could never be
+    used, and skipping them means an op with no derivative (pure_callback) applied to constants is
+    not asked for one. Primitives with `vjp_needs_active` get `active=` (one bool per input).
+    """
+    active = _active_vars(eqns, wanted)
     ct_env: dict = {}
     for var, ct in out_cts.items():
         _accumulate(ct_env, var, ct)
     for e in reversed(eqns):
         cts = [ct_env.pop(v, None) for v in e.outs]
         if all(c is None for c in cts) or e.prim in nondiff:
+            continue
+        mask = tuple(isinstance(a, Var) and a in active for a in e.inputs)
+        if not any(mask):
             continue
         rule = vjp_rules.get(e.prim)
         if rule is None:
@@ -48,7 +66,8 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
         else:
             ct_arg, out = cts[0], env[e.outs[0]]
         with source_scope(e.src, e.src):
-            in_cts = rule(ct_arg, *ins, out=out, **e.params)
+            extra = {"active": mask} if getattr(e.prim, "vjp_needs_active", False) else {}
+            in_cts = rule(ct_arg, *ins, out=out, **e.params, **extra)
             for a, c in zip(e.inputs, in_cts):
                 if isinstance(a, Var):
                     _accumulate(ct_env, a, c)

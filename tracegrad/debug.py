@@ -20,6 +20,7 @@ class Step:
     eqn: Eqn
     inputs: tuple
     outputs: tuple
+    where: str = ""     # inside control flow: e.g. "scan i=3" or "while i=2 > cond branch=1"
 
     @property
     def primitive(self) -> str:
@@ -48,7 +49,8 @@ class Step:
         where = format_src(self.source) if self.phase == "forward" else f"bwd of {format_src(self.forward_source)}"
         ins = ", ".join(show(v) for v in self.inputs)
         outs = ", ".join(show(v) for v in self.outputs)
-        return f"[{self.index:3d}] {self.phase:8s} {self.primitive:<12s} {where}: ({ins}) -> {outs}"
+        inside = f" [{self.where}]" if self.where else ""
+        return f"[{self.index:3d}] {self.phase:8s} {self.primitive:<12s} {where}{inside}: ({ins}) -> {outs}"
 
 
 def steps(fun, *args):
@@ -56,6 +58,8 @@ def steps(fun, *args):
 
     If `fun` returns a floating-point scalar, the backward pass (gradient w.r.t. every floating-point
     argument, as `loss.backward()` would) is run too and its equations follow the forward ones.
+    A control-flow equation (loop, cond, checkpoint) is preceded by the equations executed inside
+    it, each with `where` naming the iteration or branch ("scan i=3").
     """
     from .transforms import _Traced
     leaves, tree = tree_flatten(args)
@@ -67,9 +71,16 @@ def steps(fun, *args):
         if len(tr.outs) == 1 and isinstance(tr.outs[0], Tracer) and tr.outs[0].shape == () \
                 and tr.outs[0].dtype.kind == "f":
             tr.backward([ops.ones_like(tr.outs[0])])
-    for i, e in enumerate(root.eqns):
-        yield Step(i, e, tuple(root.value_of(a) for a in e.inputs),
-                   tuple(root.values[v] for v in e.outs))
+    from .control_flow import expand_steps, has_steps
+    i = 0
+    for e in root.eqns:
+        ins = tuple(root.value_of(a) for a in e.inputs)
+        if has_steps(e):   # loops, branches, checkpoints: the equations executed inside, re-run
+            for sub, sub_ins, sub_outs, where in expand_steps(e, ins):
+                yield Step(i, sub, sub_ins, sub_outs, where)
+                i += 1
+        yield Step(i, e, ins, tuple(root.values[v] for v in e.outs))
+        i += 1
 
 
 def print(fmt: str, *args):

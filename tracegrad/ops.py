@@ -32,7 +32,7 @@ def _promotion_key(x):
     tracers that came from one."""
     if isinstance(x, Tracer) and x.weak:
         return _WEAK_PY[x.dtype.kind](0)
-    if isinstance(x, _PY_SCALARS):
+    if type(x) in _PY_SCALARS:   # not np.float64, which subclasses float but is strongly typed
         return x
     return dtype_of(x)
 
@@ -79,7 +79,11 @@ def weak_dtype(x):
 
 def ufunc_operands(ufunc, *xs):
     """Cast operands to the dtypes of the loop NumPy would pick for `ufunc` (exact NEP 50)."""
-    dts = ufunc.resolve_dtypes(tuple(weak_dtype(x) for x in xs) + (None,) * ufunc.nout)
+    keys = tuple(weak_dtype(x) for x in xs)
+    if all(isinstance(k, type) for k in keys):
+        # only Python scalars: NumPy converts them to arrays first (int64, float64)
+        keys = tuple(dtype_of(x) for x in xs)
+    dts = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout)
     return [as_dtype(x, d) for x, d in zip(xs, dts)]
 
 
@@ -158,6 +162,8 @@ def reshape(x, shape):
     shape = tuple(int(d) for d in shape)
     if shape_of(x) == shape:
         return x
+    if not isinstance(x, Tracer):   # a constant stays a constant
+        return np.reshape(np.asarray(x), shape)
     return bind(P.reshape_p, x, shape=shape)
 
 
@@ -165,6 +171,8 @@ def broadcast_to(x, shape):
     shape = tuple(int(d) for d in shape)
     if shape_of(x) == shape:
         return x
+    if not isinstance(x, Tracer) and np.size(x) == 1:   # broadcast the scalar literal itself
+        x = np.asarray(x).reshape(())[()]
     return bind(P.broadcast_to_p, x, shape=shape)
 
 

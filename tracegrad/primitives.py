@@ -139,3 +139,10 @@ NONDIFF_NAMES = ("floor", "ceil", "round", "trunc", "isnan", "isinf", "isfinite"
                  "floordiv", "and", "or", "xor", "eq", "ne", "lt", "le", "gt", "ge",
                  "reduce_and", "reduce_or", "argmax", "argmin", "sign", "debug_print")
 nondiff.update(all_primitives[n] for n in NONDIFF_NAMES)
+
+
+# ---------------------------------------------------------------- extended NumPy surface
+# gather, scatter, linear_recurrence, sort, lu, triangular_solve, cholesky, eigh, svd: defined in
+# primitives_ext.py, whose docstring is their lowering spec. Imported here so that loading this
+# module always registers them (all_primitives is the complete set).
+from . import primitives_ext  # noqa: E402,F401

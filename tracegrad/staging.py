@@ -32,6 +32,8 @@ def compile_ir(ir: IR, check_finite: bool = False):
 
     With `check_finite`, the first equation producing NaN/Inf raises AnomalyError.
     """
+    from .passes import inline_calls
+    ir = inline_calls(ir)   # custom-derivative call equations: their sub-IRs, inlined (no lowering)
     if backend() == "interpret":
         consts = [c for _, c in ir.consts]
         inputs = ir.inputs

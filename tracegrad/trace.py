@@ -22,6 +22,7 @@ from .primitives import impl_rules, shape_rules
 _FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise arrays)
 _builder: ContextVar = ContextVar("tracegrad_builder", default=None)
 _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
+_rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: operand}, see rebinding
 
 
 def current_builder():
@@ -36,6 +37,21 @@ def source_scope(src: str, fwd_src: str | None):
         yield
     finally:
         _source.reset(token)
+
+
+@contextlib.contextmanager
+def rebinding(mapping: dict):
+    """Inside, a tracer of a finished trace whose Var is in `mapping` stands for the mapped operand.
+
+    Custom derivative rules (tracegrad.custom) run after the trace of the function they belong to
+    was inlined into an enclosing one; this lets them use the values they closed over.
+    """
+    outer = _rebind.get()
+    token = _rebind.set(mapping if outer is None else {**outer, **mapping})
+    try:
+        yield
+    finally:
+        _rebind.reset(token)
 
 
 class Tracer:
@@ -154,6 +170,9 @@ class Builder:
                 return x.node
             if self.is_ancestor(x.builder):
                 return self._capture(x)
+            stale = _rebind.get()
+            if stale is not None and x.node in stale:
+                return self.lift(stale[x.node])
             raise TracerError(
                 f"a traced value {x.aval} is used outside the transform that created it (it leaked, "
                 f"e.g. through a global or a closure kept after the call) at {user_source(3)}")
@@ -236,7 +255,8 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         if anomaly_enabled():
             _check_finite(prim, out if prim.multiple_results else (out,), ins, src, fwd_src)
         return out
-    if not prim.effectful and not any(isinstance(a, Tracer) for a in args) and \
+    if not prim.effectful and getattr(prim, "foldable", True) and \
+            not any(isinstance(a, Tracer) for a in args) and \
             all(np.size(a.value if isinstance(a, Lit) else a) <= _FOLD_MAX for a in args):
         # constant folding: tiny all-constant operations are computed now, not recorded
         ins = [a.value if isinstance(a, Lit) else a for a in args]

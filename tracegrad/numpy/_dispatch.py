@@ -27,6 +27,17 @@ def has_tracer(args) -> bool:
     return False
 
 
+def _strong(out):
+    """A NumPy function returns NumPy values even for Python-scalar operands (`np.exp(0.5)` is a
+    float64, not a Python float): traced results stop promoting like Python scalars (weakly).
+    Python operators on Python scalars re-mark theirs weak (see _methods.py)."""
+    if isinstance(out, Tracer):
+        return Tracer(out.node, out.builder, out.value, False) if out.weak else out
+    if isinstance(out, tuple) and any(isinstance(o, Tracer) and o.weak for o in out):
+        return tuple(_strong(o) for o in out)
+    return out
+
+
 def numpy_function(*np_funcs, name=None):
     """Register `impl` as the traced version of `np_funcs` (the first is the plain-NumPy fallback)."""
     def deco(impl):
@@ -37,7 +48,7 @@ def numpy_function(*np_funcs, name=None):
             if reference is not None and not has_tracer(args) and not has_tracer(kwargs.values()):
                 return reference(*args, **kwargs)
             try:
-                return impl(*args, **kwargs)
+                return _strong(impl(*args, **kwargs))
             except (ValueError, TypeError, IndexError) as e:
                 if isinstance(e, TracerError) or _LINE_MARK in str(e):
                     raise

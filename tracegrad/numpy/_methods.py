@@ -6,8 +6,28 @@ from . import creation, elementwise as ew, products, reductions as red, shapes
 from ._dispatch import array_function, array_ufunc
 
 
+_PY_SCALARS = (bool, int, float)
+
+
+def _python_arithmetic(out, *operands):
+    """Python operators on Python scalars give Python scalars: a result whose operands are all
+    Python scalars or weak tracers (traced Python-scalar arguments) stays weak, so that
+    `f32_array * (s * 2)` is float32 as in NumPy, while `np.exp(s)` is a strong float64."""
+    if all((isinstance(o, Tracer) and o.weak) or type(o) in _PY_SCALARS for o in operands):
+        if isinstance(out, Tracer):
+            return Tracer(out.node, out.builder, out.value, True)
+        if isinstance(out, tuple):
+            return tuple(_python_arithmetic(o, *operands) for o in out)
+    return out
+
+
 def _binary(fn):
-    return (lambda self, other: fn(self, other)), (lambda self, other: fn(other, self))
+    return ((lambda self, other: _python_arithmetic(fn(self, other), self, other)),
+            (lambda self, other: _python_arithmetic(fn(other, self), self, other)))
+
+
+def _unary(fn):
+    return lambda self: _python_arithmetic(fn(self), self)
 
 
 def _install():
@@ -22,11 +42,12 @@ def _install():
         setattr(T, f"__r{name}__", rev)
     for name, fn in {"lt": ew.less, "le": ew.less_equal, "gt": ew.greater, "ge": ew.greater_equal,
                      "eq": ew.equal, "ne": ew.not_equal}.items():
-        setattr(T, f"__{name}__", lambda self, other, fn=fn: fn(self, other))
-    T.__neg__ = lambda self: ew.negative(self)
-    T.__pos__ = lambda self: self
-    T.__abs__ = lambda self: ew.absolute(self)
-    T.__invert__ = lambda self: ew.invert(self)
+        setattr(T, f"__{name}__", _binary(fn)[0])
+    T.__divmod__, T.__rdivmod__ = _binary(ew.divmod)
+    T.__neg__ = _unary(ew.negative)
+    T.__pos__ = _unary(ew.positive)
+    T.__abs__ = _unary(ew.absolute)
+    T.__invert__ = _unary(ew.invert)
     T.__getitem__ = shapes.getitem
     T.__array_ufunc__ = array_ufunc
     T.__array_function__ = array_function
@@ -52,7 +73,7 @@ def _install():
     T.imag = property(lambda self: ew.imag(self))
     for name, fn in {"sum": red.sum, "prod": red.prod, "max": red.max, "min": red.min,
                      "mean": red.mean, "var": red.var, "std": red.std, "all": red.all,
-                     "any": red.any, "argmax": red.argmax, "argmin": red.argmin, "ptp": red.ptp}.items():
+                     "any": red.any, "argmax": red.argmax, "argmin": red.argmin}.items():
         setattr(T, name, lambda self, *a, fn=fn, **k: fn(self, *a, **k))
 
 

@@ -1,6 +1,8 @@
 """Array creation inside traced functions: constants, and `asarray`/`array` of traced values."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import ops
@@ -60,7 +62,9 @@ def asarray(a, dtype=None, order=None, *, copy=None, like=None):
     """Of traced values (or nested lists holding them): stacks them into one traced array."""
     if isinstance(a, (list, tuple)):
         if has_tracer(a):
-            dt = ops.result_dtype(*[x for x in _leaves(a)])
+            # as NumPy's list coercion: every element counts with its own dtype (a Python float
+            # is float64 here, not a weak scalar as in arithmetic)
+            dt = functools.reduce(np.promote_types, [ops.dtype_of(x) for x in _leaves(a)])
             a = _stack_nested(_cast_leaves(a, dt))
         else:
             a = np.asarray(a)

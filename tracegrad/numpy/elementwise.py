@@ -63,8 +63,17 @@ exp2 = _ufunc(np.exp2, lambda x: ops.exp(ops.mul(x, _float_const(x, math.log(2))
 log2 = _ufunc(np.log2, lambda x: ops.mul(ops.log(x), _float_const(x, 1 / math.log(2))))
 log10 = _ufunc(np.log10, lambda x: ops.mul(ops.log(x), _float_const(x, 1 / math.log(10))))
 square = _ufunc(np.square, lambda x: ops.integer_pow(x, 2))
-reciprocal = _ufunc(np.reciprocal, lambda x: ops.div(np.ones((), ops.dtype_of(x))[()], x)
-                    if ops.dtype_of(x).kind == "f" else ops.bind(P.floordiv_p, np.ones((), ops.dtype_of(x))[()], x))
+
+
+def _reciprocal(x):
+    one = np.ones((), ops.dtype_of(x))[()]
+    if ops.dtype_of(x).kind == "f":
+        return ops.div(one, x)
+    # integer 1/x truncates toward zero (C division): (1 - fmod(1, x)) is an exact multiple of x
+    return ops.bind(P.floordiv_p, ops.sub(one, ops.bind(P.rem_p, one, x)), x)
+
+
+reciprocal = _ufunc(np.reciprocal, _reciprocal)
 deg2rad = _ufunc(np.deg2rad, lambda x: ops.mul(x, _float_const(x, math.pi / 180)))
 rad2deg = _ufunc(np.rad2deg, lambda x: ops.mul(x, _float_const(x, 180 / math.pi)))
 radians = _ufunc(np.radians, lambda x: ops.mul(x, _float_const(x, math.pi / 180)))
@@ -81,7 +90,7 @@ isnan = _ufunc(np.isnan, _prim(P.isnan_p))
 isinf = _ufunc(np.isinf, _prim(P.isinf_p))
 isfinite = _ufunc(np.isfinite, _prim(P.isfinite_p))
 signbit = _ufunc(np.signbit, _prim(P.signbit_p))
-logical_not = _ufunc(np.logical_not, _prim(P.not_p))
+logical_not = _ufunc(np.logical_not, lambda x: ops.unary(P.not_p, ops.as_dtype(x, np.bool_)))
 invert = _ufunc(np.invert, _prim(P.not_p))
 conjugate = _ufunc(np.conjugate, _identity)
 conj = conjugate
@@ -105,18 +114,35 @@ less = _ufunc(np.less, _prim(P.lt_p))
 less_equal = _ufunc(np.less_equal, _prim(P.le_p))
 greater = _ufunc(np.greater, _prim(P.gt_p))
 greater_equal = _ufunc(np.greater_equal, _prim(P.ge_p))
-logical_and = _ufunc(np.logical_and, _prim(P.and_p))
-logical_or = _ufunc(np.logical_or, _prim(P.or_p))
-logical_xor = _ufunc(np.logical_xor, _prim(P.xor_p))
+
+
+def _logical(prim):
+    # NumPy's logical ufuncs also loop over numbers (nonzero is True): compare as bools
+    return lambda x, y: ops.bind(prim, ops.as_dtype(x, np.bool_), ops.as_dtype(y, np.bool_))
+
+
+logical_and = _ufunc(np.logical_and, _logical(P.and_p))
+logical_or = _ufunc(np.logical_or, _logical(P.or_p))
+logical_xor = _ufunc(np.logical_xor, _logical(P.xor_p))
 bitwise_and = _ufunc(np.bitwise_and, _prim(P.and_p))
 bitwise_or = _ufunc(np.bitwise_or, _prim(P.or_p))
 bitwise_xor = _ufunc(np.bitwise_xor, _prim(P.xor_p))
 
 
+def _small_int(y):
+    """The int value of a constant scalar exponent that is a small whole number, else None."""
+    if ops.is_traced(y) or not isinstance(y, (np.generic, np.ndarray)) or np.ndim(y) != 0:
+        return None
+    v = float(y)
+    if not math.isfinite(v) or v != int(v) or builtins.abs(v) > 64:
+        return None
+    return int(v)
+
+
 def _power(x, y):
-    if isinstance(y, (np.generic, np.ndarray)) and np.ndim(y) == 0 and float(y) == int(y) \
-            and builtins.abs(int(y)) <= 64 and not ops.is_traced(y) and (ops.dtype_of(x).kind == "f" or int(y) >= 0):
-        return ops.integer_pow(x, int(y))
+    k = _small_int(y)
+    if k is not None and (ops.dtype_of(x).kind == "f" or k >= 0):
+        return ops.integer_pow(x, k)
     return ops.bind(P.pow_p, x, y)
 
 
@@ -134,20 +160,38 @@ def _mod(x, y):
 
 
 mod = remainder = _ufunc(np.remainder, _mod)
+divmod = _ufunc(np.divmod, lambda x, y: (ops.bind(P.floordiv_p, x, y), _mod(x, y)))
 
 
 def _hypot(x, y):
-    return ops.sqrt(ops.add(ops.integer_pow(x, 2), ops.integer_pow(y, 2)))
+    # big * sqrt(1 + (small/big)**2): no overflow or underflow; at (0, 0) the gradient is (1/2, 1/2)
+    # as in JAX (through maximum's tie rule), and an infinite operand gives inf even beside a NaN.
+    ax, ay = ops.unary(P.abs_p, x), ops.unary(P.abs_p, y)
+    big, small = ops.maximum(ax, ay), ops.minimum(ax, ay)
+    is0 = ops.compare(P.eq_p, big, 0)
+    ratio = ops.div(small, ops.select(is0, ops.ones_like(big), big))
+    h = ops.select(is0, big, ops.mul(big, ops.sqrt(ops.add(ops.integer_pow(ratio, 2), 1))))
+    inf = np.asarray(np.inf, ops.dtype_of(h))[()]
+    is_inf = ops.bind(P.or_p, ops.compare(P.eq_p, ax, inf), ops.compare(P.eq_p, ay, inf))
+    return ops.select(is_inf, ops.full(ops.shape_of(h), inf, ops.dtype_of(h)), h)
 
 
 hypot = _ufunc(np.hypot, _hypot)
 
 
 def _logaddexp(x, y):
-    # max + log1p(exp(-|x - y|)): never overflows; at x == y each side gets half the gradient.
-    m = ops.maximum(x, y)
-    d = ops.unary(P.abs_p, ops.sub(x, y))
-    return ops.add(m, ops.log1p(ops.exp(ops.neg(d))))
+    """log(exp(x) + exp(y)) = m + log1p(t), t = exp(x - m) + exp(y - m) - 1 with m = max(x, y)
+    held constant (stop_gradient): the identity holds for any m, so the derivative is exactly
+    exp(x - out) to every order (1/2 each at x == y, as JAX), and t is formed without cancellation
+    (expm1 of the larger operand's zero). NaN or infinities of one sign: x + y, as NumPy."""
+    m = ops.stop_gradient(ops.maximum(x, y))
+    m = ops.select(ops.unary(P.isinf_p, m), ops.zeros_like(m), m)
+    dx, dy = ops.sub(x, m), ops.sub(y, m)
+    x_big = ops.compare(P.ge_p, x, y)
+    t = ops.select(x_big, ops.add(ops.unary(P.expm1_p, dx), ops.exp(dy)),
+                   ops.add(ops.exp(dx), ops.unary(P.expm1_p, dy)))
+    out = ops.add(m, ops.unary(P.log1p_p, t))
+    return ops.select(ops.unary(P.isnan_p, ops.sub(x, y)), ops.add(x, y), out)
 
 
 logaddexp = _ufunc(np.logaddexp, _logaddexp)
@@ -157,16 +201,18 @@ logaddexp2 = _ufunc(np.logaddexp2, lambda x, y: ops.mul(
 
 
 def _fmax(x, y):
-    # ignores NaN: picks the other operand where one is NaN
-    m = ops.maximum(x, y)
-    m = ops.select(ops.unary(P.isnan_p, x), y, m)
-    return ops.select(ops.unary(P.isnan_p, y), x, m)
+    # NaN-ignoring: x where x > y or y is NaN, else y (so at ties the gradient goes to y, as JAX)
+    pick_x = ops.compare(P.gt_p, x, y)
+    if ops.dtype_of(y).kind == "f":
+        pick_x = ops.bind(P.or_p, pick_x, ops.unary(P.isnan_p, y))
+    return ops.select(pick_x, x, y)
 
 
 def _fmin(x, y):
-    m = ops.minimum(x, y)
-    m = ops.select(ops.unary(P.isnan_p, x), y, m)
-    return ops.select(ops.unary(P.isnan_p, y), x, m)
+    pick_x = ops.compare(P.lt_p, x, y)
+    if ops.dtype_of(y).kind == "f":
+        pick_x = ops.bind(P.or_p, pick_x, ops.unary(P.isnan_p, y))
+    return ops.select(pick_x, x, y)
 
 
 fmax = _ufunc(np.fmax, _fmax)
@@ -204,12 +250,15 @@ def clip(a, a_min=None, a_max=None, out=None, **kwargs):
 
 @numpy_function(np.sinc)
 def sinc(x):
-    """sin(pi x) / (pi x), 1 at 0 (with a gradient that is also right at 0)."""
-    (x,) = ops.ufunc_operands(np.sin, x)
-    pix = ops.mul(x, _float_const(x, math.pi))
-    is0 = ops.bind(P.eq_p, x, ops.zeros_like(x))
-    safe = ops.select(is0, ops.ones_like(pix), pix)
-    return ops.select(is0, ops.ones_like(x), ops.div(ops.sin(safe), safe))
+    """sin(pi x) / (pi x); near 0 its Maclaurin series 1 - z^2/6 + z^4/120 (z = pi x), so that the
+    value is 1 at 0 and derivatives of every order there are right (0, -pi^2/3, ...)."""
+    x = ops.as_dtype(x, ops.result_dtype(x, 1.0))     # NumPy computes pi * x: ints -> float64
+    z = ops.mul(x, _float_const(x, math.pi))
+    near0 = ops.compare(P.lt_p, ops.unary(P.abs_p, z), _float_const(z, 1e-3))
+    safe = ops.select(near0, ops.ones_like(z), z)
+    z2 = ops.integer_pow(z, 2)
+    series = ops.add(ops.mul(z2, ops.add(ops.mul(z2, _float_const(z, 1 / 120)), _float_const(z, -1 / 6))), 1)
+    return ops.select(near0, series, ops.div(ops.sin(safe), safe))
 
 
 @numpy_function(np.nan_to_num)
@@ -238,14 +287,32 @@ def imag(x):
 
 @numpy_function(np.round, np.around)
 def round(a, decimals=0, out=None):
+    """Half to even, as NumPy: x * 10**d rounded, / 10**d (for d < 0: x / 10**-d rounded, * 10**-d),
+    in the float dtype of `a` (float64 for ints, cast back)."""
     if out is not None:
         raise TypeError("round(..., out=...) cannot write into a traced value")
-    if ops.dtype_of(a).kind in "iub" and decimals >= 0:
+    dt = ops.dtype_of(a)
+    if dt.kind == "b":
+        # NumPy rounds bools through the float16 rint loop and cannot scale them
+        if decimals != 0:
+            raise TypeError(f"round of a bool array with decimals={decimals} is not supported "
+                            f"(NumPy cannot cast the scaled float64 back to bool)")
+        return ops.unary(P.round_p, ops.as_dtype(a, np.float16))
+    if dt.kind in "iu" and decimals >= 0:
         return a
     if decimals == 0:
         return ops.unary(P.round_p, a)
-    scale = _float_const(a, 10.0 ** decimals)
-    return ops.div(ops.unary(P.round_p, ops.mul(a, scale)), scale)
+    x = ops.as_dtype(a, dt if dt.kind == "f" else np.float64)
+    scale = _float_const(x, 10.0 ** builtins.abs(decimals))
+    if decimals > 0:
+        y = ops.div(ops.unary(P.round_p, ops.mul(x, scale)), scale)
+    else:
+        y = ops.mul(ops.unary(P.round_p, ops.div(x, scale)), scale)
+    return ops.as_dtype(y, dt)
 
 
 around = round
+
+
+__all__ = [_n for _n, _v in list(globals().items())
+           if not _n.startswith("_") and hasattr(_v, "_tracegrad_impl")]

@@ -15,6 +15,21 @@ def _no_out(name, out):
         raise TypeError(f"{name}(..., out=...) cannot write into a traced value")
 
 
+def _unsupported(name, **kwargs):
+    """Keyword arguments tracegrad does not implement: an error, never silently ignored."""
+    for k, v in kwargs.items():
+        if v is not None:
+            hint = "; use tnp.where to mask the input" if k == "where" else ""
+            raise NotImplementedError(f"{name}(..., {k}=...) is not supported on traced values{hint}")
+
+
+def _with_initial(y, initial, combine):
+    """Fold NumPy's `initial` into a reduction's result, in the result's dtype (as NumPy casts it)."""
+    if initial is None:
+        return y
+    return combine(y, ops.as_dtype(initial, ops.dtype_of(y)))
+
+
 def _finish(y, x, axes, keepdims):
     return ops.expand_to_reduced(y, x.shape, axes) if keepdims else y
 
@@ -38,37 +53,38 @@ def _asarray(a):
 @numpy_function(np.sum)
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     _no_out("sum", out)
-    if where is not None:
-        raise NotImplementedError("sum(..., where=...) is not supported on traced values; use tnp.where")
+    _unsupported("sum", where=where)
     a = _asarray(a)
     axes = ops.normalize_axes(axis, a.ndim)
     x = ops.as_dtype(a, _sum_dtype(a, dtype))
-    y = ops.reduce(P.reduce_sum_p, x, axes)
-    if initial is not None:
-        y = ops.add(y, initial)
+    y = _with_initial(ops.reduce(P.reduce_sum_p, x, axes), initial, ops.add)
     return _finish(y, x, axes, keepdims)
 
 
 @numpy_function(np.prod)
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
     _no_out("prod", out)
+    _unsupported("prod", where=where)
     a = _asarray(a)
     axes = ops.normalize_axes(axis, a.ndim)
     x = ops.as_dtype(a, _sum_dtype(a, dtype))
-    y = ops.reduce(P.reduce_prod_p, x, axes)
-    if initial is not None:
-        y = ops.mul(y, initial)
+    y = _with_initial(ops.reduce(P.reduce_prod_p, x, axes), initial, ops.mul)
     return _finish(y, x, axes, keepdims)
 
 
 def _extreme(prim, name):
     def impl(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         _no_out(name, out)
+        _unsupported(name, where=where)
         a = _asarray(a)
         axes = ops.normalize_axes(axis, a.ndim)
-        y = ops.reduce(prim, a, axes)
-        if initial is not None:
-            y = (ops.maximum if prim is P.reduce_max_p else ops.minimum)(y, initial)
+        combine = ops.maximum if prim is P.reduce_max_p else ops.minimum
+        if initial is not None and builtins.any(a.shape[i] == 0 for i in axes):
+            # an empty reduction with an initial value is that value
+            kept = tuple(d for i, d in enumerate(a.shape) if i not in axes)
+            y = ops.full(kept, initial, ops.dtype_of(a))
+        else:
+            y = _with_initial(ops.reduce(prim, a, axes), initial, combine)
         return _finish(y, a, axes, keepdims)
     impl.__name__ = name
     return impl
@@ -81,6 +97,7 @@ min = amin = numpy_function(np.min, np.amin)(_extreme(P.reduce_min_p, "min"))
 @numpy_function(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     _no_out("mean", out)
+    _unsupported("mean", where=where)
     a = _asarray(a)
     axes = ops.normalize_axes(axis, a.ndim)
     dt = np.dtype(dtype) if dtype is not None else (
@@ -96,6 +113,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
         correction=None):
     _no_out("var", out)
+    _unsupported("var", where=where, mean=mean)
     if correction is not None:
         ddof = correction
     a = _asarray(a)
@@ -107,14 +125,17 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, 
     m = ops.div(ops.reduce(P.reduce_sum_p, x, axes), np.asarray(builtins.max(n, 1), dt)[()])
     d = ops.sub(x, ops.expand_to_reduced(m, x.shape, axes))
     ss = ops.reduce(P.reduce_sum_p, ops.integer_pow(d, 2), axes)
-    y = ops.div(ss, np.asarray(n - ddof, dt)[()]) if n - ddof > 0 else ops.mul(ss, np.asarray(np.nan, dt)[()])
+    # NumPy divides by max(n - ddof, 0): inf (or nan for 0/0) when there are too few elements
+    y = ops.div(ss, np.asarray(builtins.max(n - ddof, 0), dt)[()])
     return _finish(y, x, axes, keepdims)
 
 
 @numpy_function(np.std)
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
         correction=None):
-    return ops.sqrt(var(a, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims, correction=correction))
+    _unsupported("std", where=where, mean=mean)
+    return ops.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+                        correction=correction))
 
 
 @numpy_function(np.ptp)
@@ -144,6 +165,7 @@ argmin = numpy_function(np.argmin)(_arg(P.argmin_p, "argmin"))
 def _logical(prim, name):
     def impl(a, axis=None, out=None, keepdims=False, where=None):
         _no_out(name, out)
+        _unsupported(name, where=where)
         a = _asarray(a)
         axes = ops.normalize_axes(axis, a.ndim)
         x = ops.as_dtype(a, np.bool_)

@@ -144,7 +144,7 @@ def stack(arrays, axis=0, out=None, dtype=None, casting="same_kind"):
 @numpy_function(np.atleast_1d)
 def atleast_1d(*arys):
     res = [a if ops.ndim_of(a) >= 1 else ops.reshape(a, (1,)) for a in _as_operands(arys)]
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)   # NumPy 2 returns a tuple
 
 
 @numpy_function(np.atleast_2d)
@@ -153,7 +153,7 @@ def atleast_2d(*arys):
     for a in _as_operands(arys):
         s = ops.shape_of(a)
         res.append(a if len(s) >= 2 else ops.reshape(a, (1,) * (2 - len(s)) + tuple(s)))
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)
 
 
 @numpy_function(np.atleast_3d)
@@ -163,20 +163,20 @@ def atleast_3d(*arys):
         s = tuple(ops.shape_of(a))
         shape = {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}.get(len(s), s)
         res.append(ops.reshape(a, shape))
-    return res[0] if len(res) == 1 else res
+    return res[0] if len(res) == 1 else tuple(res)
 
 
 @numpy_function(np.hstack)
 def hstack(tup, dtype=None, casting="same_kind"):
     arrs = atleast_1d(*tup)
-    arrs = arrs if isinstance(arrs, list) else [arrs]
+    arrs = list(arrs) if isinstance(arrs, tuple) else [arrs]
     return concatenate(arrs, axis=0 if ops.ndim_of(arrs[0]) == 1 else 1, dtype=dtype)
 
 
 @numpy_function(np.vstack)
 def vstack(tup, dtype=None, casting="same_kind"):
     arrs = atleast_2d(*tup)
-    arrs = arrs if isinstance(arrs, list) else [arrs]
+    arrs = list(arrs) if isinstance(arrs, tuple) else [arrs]
     return concatenate(arrs, axis=0, dtype=dtype)
 
 
@@ -184,7 +184,8 @@ def vstack(tup, dtype=None, casting="same_kind"):
 def column_stack(tup):
     cols = []
     for a in _as_operands(tup):
-        cols.append(ops.reshape(a, (ops.shape_of(a)[0], 1)) if ops.ndim_of(a) < 2 else a)
+        s = tuple(ops.shape_of(a))
+        cols.append(ops.reshape(a, (int(np.prod(s, dtype=np.int64)), 1)) if len(s) < 2 else a)
     return concatenate(cols, axis=1)
 
 
@@ -214,10 +215,10 @@ def getitem(x, key):
     key = key if isinstance(key, tuple) else (key,)
     for k in key:
         if not (k is None or k is Ellipsis or isinstance(k, slice) or _is_int(k)):
-            if isinstance(k, Tracer) or isinstance(k, (list, np.ndarray)):
-                raise NotImplementedError(
-                    f"indexing a traced value with {type(k).__name__} (advanced indexing: integer "
-                    f"arrays or boolean masks) is not supported yet; use tnp.where for masks")
+            if isinstance(k, Tracer) or isinstance(k, (list, tuple, np.ndarray)):
+                # advanced indexing (integer arrays, lists, boolean masks): gather-based
+                from .indexing import advanced_getitem
+                return advanced_getitem(x, key)
             raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are valid "
                              f"indices, got {type(k).__name__}")
     n_ell = builtins.sum(k is Ellipsis for k in key)

@@ -1,2 +1,3 @@
 """Rule tables for every primitive (impl, shape, VJP, JVP); importing this package registers them."""
-from . import effects, elementwise, reductions, structure  # noqa: F401
+from . import control, effects, elementwise, reductions, structure  # noqa: F401
+from . import cumulative, indexing, linalg  # noqa: F401

@@ -1,0 +1,46 @@
+"""tracegrad's compiler: an IR becomes one native function through generated Numba source.
+
+    run = compile_ir(ir, check_finite=False)
+    outputs = run(*inputs)          # a tuple, one array per ir.outputs (0-d for scalars)
+    run.source                      # exactly the text that was compiled
+    run.from_disk_cache             # True when Numba loaded it from the on-disk cache
+
+Pipeline: `fuse.Plan` (which equations share a loop, which values need arrays) -> `emit` (the
+kernel's source, through the rule table in `lowering.py` and the loop emitter in `loops.py`) ->
+`cache` (a content-addressed .py file) -> `build` (njit(cache=True), error translation, wrapper).
+This package imports only tracegrad's IR, primitives and errors; tracegrad imports it lazily.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .loops import PARALLEL_MIN_ELEMENTS  # noqa: F401  (the prange threshold, re-exported)
+
+
+def compile_ir(ir, check_finite: bool = False):
+    """Compile `ir` into a callable `run(*inputs) -> tuple of outputs`.
+
+    With `check_finite`, the kernel checks every floating-point result it computes and `run`
+    raises `AnomalyError` for the first equation (in IR order) that produced NaN or Inf.
+    """
+    from . import build
+    from .emit import generate
+    from .fuse import Plan
+
+    plan = Plan(ir, check_finite)
+    gen = generate(plan)
+    gen.eqns = plan.eqns
+    in_avals = [v.aval for v in ir.inputs]
+    const_avals = [v.aval for v, _ in ir.consts]
+    disp, from_disk, path, name = build.compile_kernel(gen, in_avals + const_avals)
+    consts = tuple(np.require(c, dtype=v.aval.dtype, requirements=("C", "A", "W"))
+                   for v, c in ir.consts)
+    run = build.make_callable(disp, consts, in_avals, gen, plan.eqns)
+    run.source = gen.source
+    run.from_disk_cache = from_disk
+    run.path = path
+    run.module_name = name
+    run.ir = ir
+    run.check_finite = check_finite
+    run.dispatcher = disp
+    return run

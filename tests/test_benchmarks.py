@@ -1,0 +1,40 @@
+"""Smoke test for benchmarks/run.py, so that the benchmark script does not rot."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_bench(tmp_path, *args, backend="numba"):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, TRACEGRAD_BACKEND=backend)
+    p = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--no-peers", "--json", str(out),
+                        *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout, json.loads(out.read_text())
+
+
+def test_quick_chain_without_peers(tmp_path):
+    """The default (Numba) backend: compiles the chain gradient in a fresh cache."""
+    stdout, doc = run_bench(tmp_path, "--only", "chain")
+    (rec,) = doc["results"]
+    assert rec["workload"] == "chain" and rec["impl"] == "tracegrad"
+    assert rec["status"] == "ok" and rec["check"] == "ok", rec
+    assert rec["median_us"] > 0 and rec["n"] >= 3
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["versions"]["numpy"]
+    assert doc["machine"]["tracegrad_backend"] == "numba"
+    assert "chain" in stdout and "tracegrad" in stdout
+
+
+def test_quick_pendulum_reports_missing_fori_loop_or_runs(tmp_path):
+    """Interpret backend: checks the workload's code and its result, without compile time."""
+    import tracegrad as tg
+    _, doc = run_bench(tmp_path, "--only", "pendulum", backend="interpret")
+    (rec,) = doc["results"]
+    if hasattr(tg, "fori_loop"):
+        assert rec["status"] == "ok" and rec["check"] == "ok", rec
+    else:
+        assert rec["status"] == "n/a (needs fori_loop)", rec

@@ -1,0 +1,93 @@
+"""The examples run, learn, and stay reproducible (interpret backend, eager mode)."""
+import ast
+import importlib.util
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def load_example(name):
+    """A fresh module object for examples/NAME.py (fresh jit caches: no entry leaks between tests)."""
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_example(args, **env):
+    full_env = dict(os.environ, **env)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_train_mlp_few_epochs_interpret(interpret):
+    res = load_example("train_mlp").main(epochs=3, verbose=False)
+    assert res["test_acc"] >= 0.93, res
+    losses = [h[0] for h in res["history"]]
+    assert losses[0] > losses[1] > losses[2], losses
+
+
+def test_train_mlp_default_reaches_95_percent_interpret(interpret, capsys):
+    res = load_example("train_mlp").main()           # the README's command, default settings
+    assert res["test_acc"] >= 0.95, res
+    assert res["train_acc"] >= 0.98, res
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("final test accuracy: "), last
+
+
+def test_train_mlp_is_reproducible(interpret):
+    a = load_example("train_mlp").main(epochs=2, verbose=False)
+    b = load_example("train_mlp").main(epochs=2, verbose=False)
+    assert a["history"] == b["history"]
+
+
+def test_train_mlp_numba_backend_matches_interpret(numba_backend, monkeypatch):
+    res = load_example("train_mlp").main(epochs=2, verbose=False)
+    assert res["test_acc"] >= 0.93, res
+    monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
+    ref = load_example("train_mlp").main(epochs=2, verbose=False)
+    for (loss, train_acc, test_acc), (rloss, rtrain, rtest) in zip(res["history"], ref["history"]):
+        assert abs(loss - rloss) <= 1e-4 * abs(rloss) + 1e-6
+        assert abs(train_acc - rtrain) <= 2 / 1437 and abs(test_acc - rtest) <= 2 / 360
+
+
+def test_train_mlp_eager_mode_cli():
+    p = run_example(["examples/train_mlp.py", "--epochs", "1"], TRACEGRAD_EAGER="1")
+    assert p.returncode == 0, p.stderr
+    assert "tracegrad mode: eager" in p.stdout
+    last = p.stdout.strip().splitlines()[-1]
+    m = re.match(r"final test accuracy: ([0-9.]+)%", last)
+    assert m, p.stdout
+    assert float(m.group(1)) >= 90.0, last
+
+
+def test_debug_nan_example_locates_the_anomalies():
+    p = run_example(["examples/debug_nan.py"], TRACEGRAD_BACKEND="interpret")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    assert out.count("AnomalyError:") == 3, out
+    assert "primitive      = 'log'" in out and "phase          = 'forward'" in out
+    assert "phase          = 'backward'" in out
+    assert re.search(r"forward_source = '.*debug_nan\.py:\d+'", out), out
+
+
+@pytest.mark.parametrize("name", ["train_mlp", "debug_nan"])
+def test_examples_do_not_import_sklearn(name):
+    tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "sklearn" not in imported
+
+
+def test_bundled_digits_are_complete():
+    x, y = load_example("train_mlp").load_digits()
+    assert x.shape == (1797, 64) and y.shape == (1797,)
+    assert x.min() == 0 and x.max() == 16 and sorted(set(y.tolist())) == list(range(10))
+    assert (EXAMPLES / "data" / "digits.rst").exists() and (EXAMPLES / "data" / "README.md").exists()

@@ -1,0 +1,675 @@
+"""Control flow as single equations holding their bodies as nested IRs: `cond`, `scan` (also behind
+`fori_loop`), `while` and `checkpoint`.
+
+Public functions: `cond`, `fori_loop`, `scan`, `while_loop`, `checkpoint`. Each traces its body ONCE in
+a child builder into a *closed* sub-IR: values the body closes over (an enclosing tracer, a NumPy
+array) become explicit extra operands of the equation, so sub-IRs are created without constants or
+captures, and tracing time does not depend on the trip count. Rules (impl, shape, VJP, JVP) live in
+`tracegrad/rules/control.py`, whose docstring explains how the derivatives are built.
+
+LOWERING SPEC (what compiler/ must generate; the NumPy impls in rules/control.py are the reference)
+=====================================================================================================
+General
+  * `i64[]` is an int64 scalar. A leading dimension of -1 in an aval means "length known only at run
+    time"; only `while` residual outputs and the reverse loops consuming them have it (user code
+    never sees such a value). Allocate those from the run-time count.
+  * A sub-IR is a value, like a function: the same IR object may be held by several equations (a
+    replayed equation keeps its params, e.g. a primal loop and its copy inside a JVP loop). Lower
+    each use in its own scope, or rename its variables per use. Different sub-IRs share no Var.
+  * Sub-IRs are created constant-free, but `passes.inline_calls` may give one constants when it
+    inlines a custom-derivative call inside a body: treat `ir.consts` of a sub-IR as extra arrays
+    passed in (hoist them to arguments).
+  * Carries keep their avals exactly (in = out). Bodies are pure; an effectful equation inside
+    (debug_print) must run once per iteration.
+  * The primitives are `ControlPrimitive`s: `foldable = False` (bind never runs them at trace time,
+    even on constant operands) and `vjp_needs_active = True` (backward_pass tells the VJP rule
+    which operands need a cotangent).
+
+cond[branches=(false_ir, true_ir)]      pred:bool[]  ops...   ->  outs...
+    Both branch IRs take `ops...` and return the same avals. Only `branches[int(pred)]` runs:
+        if pred: outs = <true_ir inlined on ops>   else: outs = <false_ir inlined on ops>
+
+scan[body, length, reverse, n_consts, n_carry, saved]
+        [n:i64[]]  consts...(n_consts)  init...(n_carry)  xs...   ->  carry...(n_carry)  ys...
+    body: (i:i64[], consts..., carry..., x...) -> (carry'..., y...)  with x_k = xs_k[i].
+    `length` is a static int, or None: then the first operand `n` (>= 0) is the trip count, read at
+    run time; xs then have a leading axis of at least n (declared -1 or static) and ys have avals
+    (-1, *y.shape), i.e. n rows. Otherwise xs have `length` rows and ys avals (length, *y.shape).
+        carry = init;  ys_k = np.empty((L,) + y_k.shape, y_k.dtype)
+        for i in range(L)   (if reverse: range(L - 1, -1, -1)):
+            carry', y = <body inlined on i, consts, carry, xs_k[i]>
+            carry = carry';  ys_k[i] = y_k          # i is the position in xs and ys, both ways
+        outputs: carry, ys
+    `saved` (informational): the last `saved` ys are residuals saved for reverse mode.
+    fori_loop(lo, hi) with static bounds: static length hi - lo, the body computes `lo + i`; with
+    traced bounds: length None, n = max(hi - lo, 0), lo is one of the consts.
+
+while[cond, body, n_cond_consts, n_body_consts, record, saved]
+        cconsts...  bconsts...  init...   ->  carry...                  (record=False)
+                                          ->  carry...  n:i64[]  ys...   (record=True)
+    cond: (cconsts..., carry...) -> bool[];  body: (bconsts..., carry...) -> (carry'..., y...)
+    (y only when record; then ys have avals (-1, *y.shape)).
+        carry = init;  n = 0;  buf_k = np.empty((cap,) + y_k.shape)   (cap e.g. 16)
+        while <cond inlined on cconsts, carry>:
+            carry', y = <body inlined on bconsts, carry>;  carry = carry'
+            if record:  (if n == cap: cap *= 2, grow every buf_k, copying)  buf_k[n] = y_k
+            n += 1
+        outputs: carry, and if record: n, buf_k[:n]
+    record=True only comes from reverse mode: the primal `while` is rewritten to count its trips
+    and save per-iteration residuals (the ys); the backward is a dynamic-length reverse `scan` with
+    n = that count and the buffers as its xs.
+
+checkpoint[body]      ops...  ->  outs...
+    body: (ops...) -> (outs...); a call: inline it. (Its VJP is another `checkpoint` whose body
+    recomputes the forward and runs the backward, on (ops..., cotangents...).)
+
+Reverse mode in one picture (grad through fori_loop(0, 500, step, (x, v)), see the report/tests):
+    x_T, v_T, r1[500,..], r2[500,..], ... = scan[body=<step + residuals>, saved=k, reverse=False] ...
+    ct_x0, ct_v0, ct_k, ct_c = scan[body=<VJP of step>, reverse=True] consts ct_xT ct_vT 0 0 r1 r2 ...
+
+Eager mode and tg.debug.steps
+  A construct is recorded as ONE equation (the same IR as compiled) whose impl runs a Python loop
+  evaluating the body sub-IR with the NumPy impls, so detect_anomaly names lines inside the body.
+  Bodies are traced, not run on values, even in eager mode: inside a body use `tg.cond` /
+  `tnp.where` and `tg.debug.print`. `tg.debug.steps` expands control-flow equations: it re-runs the
+  body and yields every equation executed inside, with `where` such as "scan i=3" (nested:
+  "scan i=3 > cond branch=1"), before the control-flow equation's own step.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+
+from . import ops
+from . import primitives as P
+from .errors import TracerError, user_source
+from .ir import IR, Aval, Lit, Var, dce, free_vars_used
+from .pytree import tree_flatten, tree_unflatten
+from .staging import check_leaf
+from .trace import Builder, Tracer, _builder, aval_of, bind, current_builder, impl_of
+
+class ControlPrimitive(P.Primitive):
+    """A control-flow primitive: its equations hold sub-IRs in their params."""
+    __slots__ = ()
+    vjp_needs_active = True   # backward_pass passes `active=`: which operands need a cotangent
+    foldable = False          # never evaluated at trace time, even on constant operands
+
+
+def _primitive(name):
+    assert name not in P.all_primitives, name
+    p = P.all_primitives[name] = ControlPrimitive(name, multiple_results=True)
+    return p
+
+
+cond_p = _primitive("cond")
+scan_p = _primitive("scan")
+while_p = _primitive("while")
+checkpoint_p = _primitive("checkpoint")
+
+INDEX = np.dtype(np.int64)
+_PY_SCALARS = (bool, int, float)
+
+
+# ---------------------------------------------------------------- helpers shared with the rules
+
+@contextlib.contextmanager
+def no_builder():
+    """Run NumPy impls directly (an impl called from an eager builder must not record)."""
+    token = _builder.set(None)
+    try:
+        yield
+    finally:
+        _builder.reset(token)
+
+
+def trace_closed(fn, avals, weaks=None, n_lead=None):
+    """Trace `fn(*tracers) -> (leaves, aux)` in a child builder into a closed, constant-free IR.
+
+    Values the function closes over (enclosing tracers, NumPy arrays) become extra inputs, inserted
+    after the first `n_lead` declared inputs (default: after all). Returns (ir, extras, aux): the
+    operands to pass for the extra inputs, in order (unused ones dropped).
+    """
+    n_lead = len(avals) if n_lead is None else n_lead
+    b = Builder(eager=False)
+    with b:
+        ins = []
+        for k, a in enumerate(avals):
+            t = b.new_input(a)
+            t.weak = bool(weaks[k]) if weaks is not None else False
+            ins.append(t)
+        try:
+            leaves, aux = fn(*ins)
+        except TracerError as e:
+            if _BODY_NOTE in str(e):
+                raise
+            raise TracerError(f"{e}\n{_BODY_NOTE}") from None
+        outs = tuple(b.lift(x) for x in leaves)
+    extra_vars = list(b.capture_vars) + [v for v, _ in b.consts]
+    extras = list(b.captured) + [c for _, c in b.consts]
+    declared = list(b.inputs)
+    ir = dce(IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), tuple(b.eqns), outs))
+    used = set(free_vars_used(ir.eqns)) | {a for a in ir.outputs if isinstance(a, Var)}
+    keep = [k for k, v in enumerate(extra_vars) if v in used]
+    if len(keep) < len(extra_vars):
+        extra_vars = [extra_vars[k] for k in keep]
+        extras = [extras[k] for k in keep]
+        ir = IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), ir.eqns, ir.outputs)
+    return ir, extras, aux
+
+
+_BODY_NOTE = ("  (loop, cond and checkpoint bodies are traced once into IR, also in eager mode: inside "
+              "them use tg.cond / tnp.where for value-dependent choices and tg.debug.print to print)")
+
+
+def copy_ir(ir, extra_outputs=()):
+    """`ir` with fresh variables (no Var shared with another sub-IR), plus `extra_outputs` (indices
+    of inputs to return as well)."""
+    def fn(*a):
+        return inline(ir, a) + [a[k] for k in extra_outputs], None
+    new, extras, _ = trace_closed(fn, ir.in_avals)
+    assert not extras
+    return new
+
+
+def _extra_key(x):
+    return ("t", id(x.node)) if isinstance(x, Tracer) else ("c", id(x))
+
+
+def merge_extras(traced):
+    """Give several closed IRs (each `(ir, extras)` with its extras as trailing inputs) one common
+    signature: the union of their extras. Returns (irs, extras)."""
+    all_extras, index = [], {}
+    for _, extras in traced:
+        for x in extras:
+            k = _extra_key(x)
+            if k not in index:
+                index[k] = len(all_extras)
+                all_extras.append(x)
+    irs = []
+    for ir, extras in traced:
+        n_decl = len(ir.inputs) - len(extras)
+        mine = {index[_extra_key(x)]: ir.inputs[n_decl + j] for j, x in enumerate(extras)}
+        evars = tuple(mine[k] if k in mine else Var(aval_of(all_extras[k]))
+                      for k in range(len(all_extras)))
+        irs.append(IR(ir.inputs[:n_decl] + evars, (), ir.eqns, ir.outputs))
+    return irs, all_extras
+
+
+def inline(ir, args):
+    """Evaluate `ir` on `args` in the current context (recording into the current builder)."""
+    from .trace import eval_eqns
+    env = dict(zip(ir.inputs, args))
+    env.update(ir.consts)
+    eval_eqns(ir.eqns, env)
+    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
+
+
+# ---------------------------------------------------------------- user-facing checks
+
+def _fun_desc(f) -> str:
+    name = getattr(f, "__name__", type(f).__name__)
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return f"'{name}'"
+    return f"'{name}' (defined at {code.co_filename}:{code.co_firstlineno})"
+
+
+def _leaf_paths(td, prefix="") -> list:
+    if td.nodetype is None:
+        return [prefix]
+    out = []
+    for j, child in enumerate(td.children):
+        key = repr(td.aux[j]) if td.nodetype is dict else str(j)
+        out += _leaf_paths(child, f"{prefix}[{key}]")
+    return out
+
+
+def _leaf_name(name, paths, k):
+    return f"{name}{paths[k]}" if paths[k] else name
+
+
+def _operand(x, where):
+    """A pytree leaf as an operand: Tracers as they are, everything else as a NumPy value."""
+    if isinstance(x, Tracer):
+        return x
+    check_leaf(x, where)
+    return x if type(x) in _PY_SCALARS else np.asarray(x)
+
+
+def _is_weak(x) -> bool:
+    return type(x) in _PY_SCALARS or (isinstance(x, Tracer) and x.weak)
+
+
+def _weak_carry(x) -> bool:
+    # Only float leaves are traced as weak: comparing two weak ints (`n < 3`) currently resolves to
+    # an object dtype in ops.ufunc_operands, so int carries (and the loop index) are plain int64.
+    return _is_weak(x) and aval_of(x).dtype.kind == "f"
+
+
+def _weak_key(x):
+    return ops._promotion_key(x)
+
+
+class _Carry:
+    """The flattened carry: structure, avals and weakness (Python-scalar leaves promote like JAX's
+    weak types: the first trace may adopt the body's dtype for them)."""
+
+    def __init__(self, leaves, tree, name, what):
+        self.tree = tree
+        self.name = name
+        self.paths = _leaf_paths(tree)
+        self.leaves = [_operand(x, f"{what}: {_leaf_name(name, self.paths, k)}")
+                       for k, x in enumerate(leaves)]
+        self.avals = [aval_of(x) for x in self.leaves]
+        self.weak = [_weak_carry(x) for x in self.leaves]
+
+    def operands(self):
+        return [x if aval_of(x).dtype == a.dtype else ops.as_dtype(x, a.dtype)
+                for x, a in zip(self.leaves, self.avals)]
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _fit(leaves, tree, spec: _Carry, what, role, fun, src, retry: dict):
+    """Check a body's returned carry against the carry it was given; convert weak leaves."""
+    if tree != spec.tree:
+        raise TypeError(
+            f"{what}: {role} {_fun_desc(fun)} must return a carry with the same structure as "
+            f"{spec.name}: {spec.name} is {spec.tree}, {role} returned {tree}. The carry must keep "
+            f"its pytree structure, shapes and dtypes across iterations.\n  at {src}")
+    out = []
+    for k, (x, a) in enumerate(zip(leaves, spec.avals)):
+        x = _operand(x, f"{what}: {role} output {_leaf_name(spec.name, spec.paths, k)} (at {src})")
+        xa = aval_of(x)
+        leaf = _leaf_name(spec.name, spec.paths, k)
+        if xa.shape != a.shape:
+            raise ValueError(
+                f"{what}: {role} {_fun_desc(fun)} changed the shape of the carry {leaf}: "
+                f"{spec.name} has {a}, {role} returned {xa}. The carry must keep its pytree "
+                f"structure, shapes and dtypes across iterations.\n  at {src}")
+        if xa.dtype != a.dtype:
+            if _is_weak(x) and np.result_type(_weak_key(x), a.dtype) == a.dtype:
+                x = ops.as_dtype(x, a.dtype)
+            elif spec.weak[k] and np.result_type(_weak_key(spec.leaves[k]), xa.dtype) == xa.dtype:
+                retry[k] = xa.dtype
+            else:
+                raise TypeError(
+                    f"{what}: {role} {_fun_desc(fun)} changed the dtype of the carry {leaf}: "
+                    f"{spec.name} has {a}, {role} returned {xa}. The carry must keep its pytree "
+                    f"structure, shapes and dtypes across iterations (cast with .astype, or give "
+                    f"{spec.name} the dtype the body produces).\n  at {src}")
+        out.append(x)
+    return out
+
+
+def _trace_carry_body(spec: _Carry, call, lead_avals, tail_avals, n_lead, what, role, fun, src,
+                      lead_weak=None):
+    """Trace `call(lead, carry_tree, tail) -> (carry_out, extra_leaves, aux)` over the carry,
+    checking the returned carry; if a weak (Python scalar) carry leaf must take the dtype the body
+    produces, retrace once with it. Returns (ir, extras, aux, extra_avals); `spec` is updated."""
+    for _ in range(3):
+        retry: dict = {}
+
+        def fn(*ins):
+            nl, nc = len(lead_avals), len(spec.avals)
+            c_out, extra, aux = call(ins[:nl], tree_unflatten(spec.tree, list(ins[nl:nl + nc])),
+                                     ins[nl + nc:])
+            leaves, tree = tree_flatten(c_out)
+            fitted = _fit(leaves, tree, spec, what, role, fun, src, retry)
+            extra = [_operand(x, f"{what}: output of {role} (at {src})") for x in extra]
+            return fitted + extra, (aux, [aval_of(x) for x in extra])
+
+        weaks = list(lead_weak or [False] * len(lead_avals)) + list(spec.weak) + [False] * len(tail_avals)
+        ir, extras, (aux, extra_avals) = trace_closed(fn, list(lead_avals) + list(spec.avals) +
+                                                      list(tail_avals), weaks, n_lead)
+        if not retry:
+            return ir, extras, aux, extra_avals
+        for k, dt in retry.items():
+            spec.avals[k] = Aval(spec.avals[k].shape, dt)
+    raise TypeError(f"{what}: the carry's dtypes do not settle\n  at {src}")   # pragma: no cover
+
+
+# ---------------------------------------------------------------- cond
+
+def _pred_operand(pred, src):
+    if isinstance(pred, Tracer):
+        if pred.shape != ():
+            raise TypeError(f"cond: pred must be a scalar, got {pred.aval}\n  at {src}")
+        if pred.dtype.kind == "b":
+            return pred
+        if pred.dtype.kind in "iuf":
+            return ops.compare(P.ne_p, pred, ops.as_dtype(0, pred.dtype))
+        raise TypeError(f"cond: pred must be a bool or number, got {pred.aval}\n  at {src}")
+    arr = np.asarray(pred)
+    if arr.shape != () or arr.dtype.kind not in "biuf":
+        raise TypeError(f"cond: pred must be a bool or number scalar, got {arr.dtype}{list(arr.shape)}"
+                        f"\n  at {src}")
+    return bool(arr)
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """`true_fun(*operands)` if `pred` else `false_fun(*operands)`; only one branch runs.
+
+    Both branches must return the same pytree structure, shapes and dtypes. With a traced `pred`
+    this is one `cond` equation holding both branches; a concrete `pred` picks the branch now.
+    """
+    src = user_source()
+    p = _pred_operand(pred, src)
+    if not isinstance(p, Tracer):
+        return (true_fun if p else false_fun)(*operands)
+    leaves, tree = tree_flatten(operands)
+    leaves = [_operand(x, f"cond: operand {k} (at {src})") for k, x in enumerate(leaves)]
+    avals = [aval_of(x) for x in leaves]
+    weaks = [_is_weak(x) for x in leaves]
+
+    def tracer(fun, target=None):
+        def fn(*ins):
+            out = fun(*tree_unflatten(tree, list(ins)))
+            outs, otree = tree_flatten(out)
+            outs = [_operand(x, f"cond: output of {_fun_desc(fun)} (at {src})") for x in outs]
+            info = [(aval_of(x), _is_weak(x)) for x in outs]
+            if target is not None:
+                outs = [x if aval_of(x).dtype == t.dtype else ops.as_dtype(x, t.dtype)
+                        for x, t in zip(outs, target)]
+            return outs, (otree, info)
+        return trace_closed(fn, avals, weaks)
+
+    traced = [tracer(false_fun), tracer(true_fun)]
+    (_, _, (tree_f, info_f)), (_, _, (tree_t, info_t)) = traced
+    if tree_f != tree_t:
+        raise TypeError(f"cond: true_fun {_fun_desc(true_fun)} and false_fun {_fun_desc(false_fun)} "
+                        f"must return the same structure: true_fun returned {tree_t}, false_fun "
+                        f"returned {tree_f}\n  at {src}")
+    paths = _leaf_paths(tree_t)
+    target, need = [], [False, False]
+    for k, ((af, wf), (at, wt)) in enumerate(zip(info_f, info_t)):
+        leaf = _leaf_name("output", paths, k)
+        if af.shape != at.shape or (af.dtype != at.dtype and not (wf or wt)):
+            raise TypeError(f"cond: true_fun {_fun_desc(true_fun)} and false_fun "
+                            f"{_fun_desc(false_fun)} must return the same shapes and dtypes: "
+                            f"{leaf} is {at} from true_fun but {af} from false_fun\n  at {src}")
+        if af.dtype == at.dtype:
+            target.append(af)
+            continue
+        if wf and wt:
+            dt = np.result_type(*[_PY_KIND[a.dtype.kind](0) for a in (af, at)])
+        else:
+            dt = at.dtype if wf else af.dtype
+        need[0] |= af.dtype != dt
+        need[1] |= at.dtype != dt
+        target.append(Aval(af.shape, dt))
+    if need[0]:
+        traced[0] = tracer(false_fun, target)
+    if need[1]:
+        traced[1] = tracer(true_fun, target)
+    (ir_f, ir_t), extras = merge_extras([(ir, ex) for ir, ex, _ in traced])
+    outs = bind(cond_p, p, *leaves, *extras, branches=(ir_f, ir_t))
+    return tree_unflatten(tree_t, list(outs))
+
+
+_PY_KIND = {"b": bool, "i": int, "u": int, "f": float}
+
+
+# ---------------------------------------------------------------- scan
+
+def scan(f, init, xs=None, length=None, reverse=False):
+    """`f(carry, x) -> (carry, y)` over the leading axis of `xs`; returns `(carry, stacked ys)`.
+
+    `xs` may be a pytree (or None with `length`); the carry keeps its structure, shapes and dtypes.
+    One `scan` equation whose body is traced once, whatever the length.
+    """
+    src = user_source()
+    spec = _Carry(*tree_flatten(init), "init", "scan")
+    x_leaves, x_tree = tree_flatten(xs)
+    x_leaves = [_operand(x, f"scan: xs leaf {k} (at {src})") for k, x in enumerate(x_leaves)]
+    x_avals = [aval_of(x) for x in x_leaves]
+    for k, a in enumerate(x_avals):
+        if a.ndim == 0:
+            raise ValueError(f"scan: xs leaf {k} is a scalar; xs leaves need a leading axis to scan "
+                             f"over\n  at {src}")
+    lens = {a.shape[0] for a in x_avals}
+    if length is not None:
+        length = int(length)
+        if lens and lens != {length}:
+            raise ValueError(f"scan: length={length} but xs have leading axes {sorted(lens)}\n  at {src}")
+    else:
+        if not x_avals:
+            raise ValueError(f"scan: xs is None (or empty), so length must be given\n  at {src}")
+        if len(lens) != 1:
+            raise ValueError(f"scan: all xs must have the same leading axis length, got "
+                             f"{[a.shape[0] for a in x_avals]}\n  at {src}")
+        length = lens.pop()
+
+    def call(lead, carry, tail):
+        out = f(carry, tree_unflatten(x_tree, list(tail)))
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(f"scan: f {_fun_desc(f)} must return a pair (carry, y), got "
+                            f"{type(out).__name__}\n  at {src}")
+        y_leaves, y_tree = tree_flatten(out[1])
+        return out[0], y_leaves, y_tree
+
+    slices = [Aval(a.shape[1:], a.dtype) for a in x_avals]
+    ir, extras, y_tree, _ = _trace_carry_body(spec, call, [Aval((), INDEX)], slices, 1,
+                                              "scan", "f", f, src)
+    outs = bind(scan_p, *extras, *spec.operands(), *x_leaves, body=ir, length=length,
+                reverse=bool(reverse), n_consts=len(extras), n_carry=len(spec.avals), saved=0)
+    nc = len(spec.avals)
+    return tree_unflatten(spec.tree, list(outs[:nc])), tree_unflatten(y_tree, list(outs[nc:]))
+
+
+# ---------------------------------------------------------------- fori_loop
+
+def _static_int(x):
+    if isinstance(x, Tracer):
+        return None
+    arr = np.asarray(x)
+    if arr.shape == () and arr.dtype.kind in "iu":
+        return int(arr)
+    return None
+
+
+def _index_operand(x, name, src):
+    if isinstance(x, Tracer):
+        if x.shape != () or x.dtype.kind not in "iu":
+            raise TypeError(f"fori_loop: {name} must be an integer scalar, got {x.aval}\n  at {src}")
+        return ops.as_dtype(x, INDEX)
+    v = _static_int(x)
+    if v is None:
+        raise TypeError(f"fori_loop: {name} must be an integer scalar, got {x!r:.40}\n  at {src}")
+    return np.int64(v)
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    """`body_fun(i, carry) -> carry` for i in range(lower, upper); returns the final carry.
+
+    Static (Python/NumPy int) bounds give a fixed-length `scan`; traced bounds a `scan` whose trip
+    count is read at run time. Both are differentiable in forward and reverse mode.
+    """
+    src = user_source()
+    spec = _Carry(*tree_flatten(init_val), "init_val", "fori_loop")
+    lo_s, hi_s = _static_int(lower), _static_int(upper)
+    if lo_s is not None and hi_s is not None:
+        length, lo, n = max(hi_s - lo_s, 0), lo_s, None
+    else:
+        lo = _index_operand(lower, "lower", src)
+        hi = _index_operand(upper, "upper", src)
+        n = ops.maximum(ops.sub(hi, lo), np.int64(0))
+        length = None
+
+    def call(lead, carry, tail):
+        i = lead[0]
+        if not (isinstance(lo, int) and lo == 0):
+            i = ops.add(i, lo if isinstance(lo, Tracer) else np.int64(lo))
+        return body_fun(i, carry), [], None
+
+    ir, extras, _, _ = _trace_carry_body(spec, call, [Aval((), INDEX)], [], 1, "fori_loop",
+                                         "body_fun", body_fun, src)
+    operands = ([] if n is None else [n]) + extras + spec.operands()
+    outs = bind(scan_p, *operands, body=ir, length=length, reverse=False,
+                n_consts=len(extras), n_carry=len(spec.avals), saved=0)
+    return tree_unflatten(spec.tree, list(outs))
+
+
+# ---------------------------------------------------------------- while_loop
+
+def while_loop(cond_fun, body_fun, init_val):
+    """`while cond_fun(carry): carry = body_fun(carry)`; returns the final carry.
+
+    Differentiable in forward and reverse mode: under reverse mode the forward loop counts its
+    iterations and saves what the backward needs at run time (no static bound is required).
+    """
+    src = user_source()
+    spec = _Carry(*tree_flatten(init_val), "init_val", "while_loop")
+
+    def body_call(lead, carry, tail):
+        return body_fun(carry), [], None
+
+    body_ir, body_extras, _, _ = _trace_carry_body(spec, body_call, [], [], 0, "while_loop",
+                                                   "body_fun", body_fun, src)
+
+    def cond_call(*ins):
+        out = cond_fun(tree_unflatten(spec.tree, list(ins)))
+        x = _operand(out, f"while_loop: output of cond_fun {_fun_desc(cond_fun)} (at {src})")
+        a = aval_of(x)
+        if a.shape != () or a.dtype.kind != "b":
+            raise TypeError(f"while_loop: cond_fun {_fun_desc(cond_fun)} must return a bool scalar, "
+                            f"got {a}\n  at {src}")
+        return [x], None
+
+    cond_ir, cond_extras, _ = trace_closed(cond_call, spec.avals, spec.weak, 0)
+    outs = bind(while_p, *cond_extras, *body_extras, *spec.operands(), cond=cond_ir, body=body_ir,
+                n_cond_consts=len(cond_extras), n_body_consts=len(body_extras), record=False,
+                saved=0)
+    return tree_unflatten(spec.tree, list(outs))
+
+
+# ---------------------------------------------------------------- checkpoint
+
+def checkpoint(fun):
+    """`fun`, recomputed during the backward pass instead of saving its intermediates.
+
+    Use it on a loop body (`fori_loop(0, n, tg.checkpoint(step), x)`) so a long loop saves only
+    each iteration's inputs. Usable as a decorator.
+    """
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        if current_builder() is None:
+            return fun(*args, **kwargs)
+        src = user_source()
+        leaves, tree = tree_flatten(args)
+        leaves = [_operand(x, f"checkpoint: argument leaf {k} (at {src})") for k, x in enumerate(leaves)]
+
+        def fn(*ins):
+            out = fun(*tree_unflatten(tree, list(ins)), **kwargs)
+            outs, otree = tree_flatten(out)
+            return [_operand(x, f"checkpoint: output of {_fun_desc(fun)}") for x in outs], otree
+
+        ir, extras, out_tree = trace_closed(fn, [aval_of(x) for x in leaves],
+                                            [_is_weak(x) for x in leaves])
+        outs = bind(checkpoint_p, *leaves, *extras, body=ir)
+        return tree_unflatten(out_tree, list(outs))
+    return wrapped
+
+
+# ---------------------------------------------------------------- tg.debug.steps support
+
+def has_steps(eqn) -> bool:
+    return eqn.prim in _STEPPERS
+
+
+def expand_steps(eqn, ins, where=""):
+    """Yield `(eqn, inputs, outputs, where)` for every equation executed inside control-flow
+    equation `eqn` run on concrete `ins`, in execution order (nested constructs recursively, each
+    followed by its own step)."""
+    with no_builder():
+        yield from _STEPPERS[eqn.prim](eqn, list(ins), where)
+
+
+def _step_ir(ir, args, where):
+    env = dict(zip(ir.inputs, args))
+    env.update(ir.consts)
+    for e in ir.eqns:
+        ins = [a.value if isinstance(a, Lit) else env[a] for a in e.inputs]
+        if e.prim in _STEPPERS:
+            outs = yield from _STEPPERS[e.prim](e, ins, where + " > " if where else "")
+        else:
+            outs = impl_of(e.prim)(*ins, **e.params)
+            outs = tuple(outs) if e.prim.multiple_results else (outs,)
+        yield e, tuple(ins), tuple(outs), where
+        env.update(zip(e.outs, outs))
+    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
+
+
+def _scan_steps(e, ins, where):
+    p = e.params
+    n = p["length"]
+    if n is None:
+        n, ins = int(ins[0]), ins[1:]
+    nc, nk = p["n_consts"], p["n_carry"]
+    consts, carry, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
+    ys = [[None] * n for _ in range(len(p["body"].outputs) - nk)]
+    for i in (range(n - 1, -1, -1) if p["reverse"] else range(n)):
+        outs = yield from _step_ir(p["body"], [np.int64(i), *consts, *carry, *[x[i] for x in xs]],
+                                   f"{where}scan i={i}")
+        carry = outs[:nk]
+        for y, o in zip(ys, outs[nk:]):
+            y[i] = o
+    return tuple(carry) + tuple(np.array(y) for y in ys)
+
+
+def _while_steps(e, ins, where):
+    p = e.params
+    ncc, nbc = p["n_cond_consts"], p["n_body_consts"]
+    cc, bc, carry = ins[:ncc], ins[ncc:ncc + nbc], ins[ncc + nbc:]
+    nk = len(carry)
+    ys = [[] for _ in range(len(p["body"].outputs) - nk)]
+    i = 0
+    while True:
+        ok = yield from _step_ir(p["cond"], [*cc, *carry], f"{where}while cond i={i}")
+        if not ok[0]:
+            break
+        outs = yield from _step_ir(p["body"], [*bc, *carry], f"{where}while i={i}")
+        carry = outs[:nk]
+        for y, o in zip(ys, outs[nk:]):
+            y.append(o)
+        i += 1
+    if p["record"]:
+        return tuple(carry) + (np.int64(i),) + tuple(np.array(y) for y in ys)
+    return tuple(carry)
+
+
+def _cond_steps(e, ins, where):
+    k = int(bool(ins[0]))
+    outs = yield from _step_ir(e.params["branches"][k], ins[1:], f"{where}cond branch={k}")
+    return tuple(outs)
+
+
+def _checkpoint_steps(e, ins, where):
+    outs = yield from _step_ir(e.params["body"], ins, f"{where}checkpoint")
+    return tuple(outs)
+
+
+_STEPPERS = {scan_p: _scan_steps, while_p: _while_steps, cond_p: _cond_steps,
+             checkpoint_p: _checkpoint_steps}
+
+
+# ---------------------------------------------------------------- introspection
+
+def saved_residuals(ir) -> list:
+    """Avals of the values that the loops of `ir` save for its backward pass: the trailing `saved`
+    outputs that reverse mode added to forward loops (stacked per iteration; a leading -1 is a
+    run-time length). Loops nested in bodies are not listed separately: what they save and the
+    backward needs is part of the enclosing loop's saved outputs."""
+    out = []
+    for e in ir.eqns:
+        saved = e.params.get("saved", 0) if e.prim in (scan_p, while_p) else 0
+        if saved:
+            out += [v.aval for v in e.outs[len(e.outs) - saved:]]
+    return out
+
+
+__all__ = ["cond", "fori_loop", "scan", "while_loop", "checkpoint"]

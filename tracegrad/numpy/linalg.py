@@ -1,0 +1,387 @@
+"""`tracegrad.numpy.linalg`: NumPy's `np.linalg` on traced values.
+
+Kernels are the primitives lu, triangular_solve, cholesky, eigh and svd (primitives_ext.py);
+solve, inv, det, slogdet, pinv, matrix_power, norm, ... are compositions of them. As in NumPy,
+cholesky and eigh read one triangle of their input (the lower one by default), so derivatives with
+respect to the other triangle are zero. Singular matrices raise `numpy.linalg.LinAlgError` in solve
+and inv (from triangular_solve), det of a singular matrix is 0. The result namedtuples
+(EighResult, SVDResult, SlogdetResult) are registered as pytree nodes, so transforms return them.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+from numpy.linalg import LinAlgError  # noqa: F401  (re-exported as np.linalg does)
+
+from .. import ops
+from .. import ops_more as M
+from .. import primitives as P
+from ..pytree import _registry, register_pytree_node
+from ..trace import Tracer
+from ._dispatch import numpy_function
+
+_L = np.linalg
+EighResult = _L._linalg.EighResult
+SVDResult = _L._linalg.SVDResult
+SlogdetResult = _L._linalg.SlogdetResult
+
+for _nt in (EighResult, SVDResult, SlogdetResult):
+    if _nt not in _registry:
+        register_pytree_node(_nt, lambda t: (list(t), None), lambda _, c, _nt=_nt: _nt(*c))
+
+
+def _arr(a):
+    if isinstance(a, Tracer):
+        return a
+    if isinstance(a, (list, tuple)):
+        from .creation import asarray
+        return asarray(a)
+    return np.asarray(a)
+
+
+def _float(a):
+    """As NumPy's linalg: ints/bools compute in float64, float32 stays float32."""
+    a = _arr(a)
+    dt = ops.dtype_of(a)
+    return a if dt.kind == "f" else ops.as_dtype(a, np.float64)
+
+
+def _square(a, name):
+    s = ops.shape_of(a)
+    if len(s) < 2:
+        raise LinAlgError(f"{len(s)}-dimensional array given. Array must be at least two-dimensional")
+    if s[-1] != s[-2]:
+        raise LinAlgError("Last 2 dimensions of the array must be square")
+
+
+def _lu_parts(a):
+    lu, piv, perm = M.lu(a)
+    n = ops.shape_of(a)[-1]
+    l = ops.add(M.tril(lu, -1), M.eye(n, ops.dtype_of(lu)))
+    return lu, piv, perm, l, M.triu(lu)
+
+
+def _parity_sign(piv, dtype):
+    """(-1) ** (number of row swaps) of an LU's pivots."""
+    n = ops.shape_of(piv)[-1]
+    swaps = ops.convert(ops.compare(P.ne_p, piv, np.arange(n, dtype=np.int64)), np.int64)
+    odd = ops.binary(P.rem_p, ops.reduce_sum(swaps, (ops.ndim_of(piv) - 1,)), np.int64(2))
+    return ops.sub(np.ones((), dtype)[()], ops.mul(ops.convert(odd, dtype), np.asarray(2, dtype)[()]))
+
+
+def _lu_solve(lu_parts, b):
+    """Solve a x = b for b of shape (..., n, k) with the batch dims of the factors."""
+    _, _, perm, l, u = lu_parts
+    idx = ops.broadcast_to(ops.reshape(perm, tuple(ops.shape_of(perm)) + (1,)), ops.shape_of(b))
+    pb = M.take_along_axis(b, idx, ops.ndim_of(b) - 2)
+    y = M.triangular_solve(l, pb, lower=True, unit_diagonal=True)
+    return M.triangular_solve(u, y, lower=False)
+
+
+def _bcast_batch(x, batch):
+    s = tuple(ops.shape_of(x))
+    return x if s[:-2] == batch else ops.broadcast_to(x, batch + s[-2:])
+
+
+@numpy_function(_L.solve)
+def solve(a, b):
+    a, b = ops.promote(_float(a), _float(b))
+    _square(a, "solve")
+    n = ops.shape_of(a)[-1]
+    vec = ops.ndim_of(b) == 1
+    bm = ops.reshape(b, (n, 1)) if vec else b
+    if ops.shape_of(bm)[-2] != n:
+        raise ValueError(f"solve: Input operand 1 has a mismatch in its core dimension 0 "
+                         f"(size {ops.shape_of(bm)[-2]} is different from {n})")
+    batch = tuple(np.broadcast_shapes(tuple(ops.shape_of(a))[:-2], tuple(ops.shape_of(bm))[:-2]))
+    a, bm = _bcast_batch(a, batch), _bcast_batch(bm, batch)
+    x = _lu_solve(_lu_parts(a), bm)
+    return ops.reshape(x, batch + (n,)) if vec else x
+
+
+@numpy_function(_L.inv)
+def inv(a):
+    a = _float(a)
+    _square(a, "inv")
+    n = ops.shape_of(a)[-1]
+    eye = ops.broadcast_to(M.eye(n, ops.dtype_of(a)), ops.shape_of(a))
+    return _lu_solve(_lu_parts(a), eye)
+
+
+@numpy_function(_L.det)
+def det(a):
+    a = _float(a)
+    _square(a, "det")
+    lu, piv, _, _, _ = _lu_parts(a)
+    d = ops.reduce(P.reduce_prod_p, M.diag_part(lu), (ops.ndim_of(lu) - 2,))
+    return ops.mul(_parity_sign(piv, ops.dtype_of(lu)), d)
+
+
+@numpy_function(_L.slogdet)
+def slogdet(a):
+    a = _float(a)
+    _square(a, "slogdet")
+    lu, piv, _, _, _ = _lu_parts(a)
+    diag = M.diag_part(lu)
+    ax = (ops.ndim_of(lu) - 2,)
+    sign = ops.mul(_parity_sign(piv, ops.dtype_of(lu)), ops.reduce(P.reduce_prod_p, ops.sign(diag), ax))
+    logdet = ops.reduce_sum(ops.log(ops.unary(P.abs_p, diag)), ax)
+    return SlogdetResult(sign, logdet)
+
+
+@numpy_function(_L.cholesky)
+def cholesky(a, /, *, upper=False):
+    a = _float(a)
+    _square(a, "cholesky")
+    if upper:   # NumPy then reads the upper triangle (UPLO='U') and returns U with U^T U = a
+        return M.mT(M.cholesky(M.from_upper(a)))
+    return M.cholesky(M.from_lower(a))
+
+
+@numpy_function(_L.eigh)
+def eigh(a, UPLO="L"):
+    a = _float(a)
+    _square(a, "eigh")
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    w, v = M.eigh(M.from_lower(a) if UPLO == "L" else M.from_upper(a))
+    return EighResult(w, v)
+
+
+@numpy_function(_L.eigvalsh)
+def eigvalsh(a, UPLO="L"):
+    return eigh(a, UPLO).eigenvalues
+
+
+def _matrix(a, name):
+    a = _float(a)
+    if ops.ndim_of(a) < 2:
+        raise LinAlgError(f"{ops.ndim_of(a)}-dimensional array given. Array must be at least "
+                          f"two-dimensional")
+    return a
+
+
+@numpy_function(_L.svd)
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """SVD; derivatives need distinct non-zero singular values, and for the singular vectors of a
+    non-square matrix full_matrices=False."""
+    a = _matrix(a, "svd")
+    m, n = ops.shape_of(a)[-2:]
+    if not compute_uv:
+        return M.svd(a, False)[1]
+    u, s, vh = M.svd(a, bool(full_matrices) and m != n)
+    return SVDResult(u, s, vh)
+
+
+@numpy_function(_L.svdvals)
+def svdvals(x, /):
+    return M.svd(_matrix(x, "svdvals"), False)[1]
+
+
+@numpy_function(_L.pinv)
+def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
+    a = _matrix(a, "pinv")
+    dt = ops.dtype_of(a)
+    m, n = ops.shape_of(a)[-2:]
+    if rcond is None:
+        rcond = 1e-15 if rtol is np._NoValue else (builtins.max(m, n) * np.finfo(dt).eps if rtol is None
+                                                   else rtol)
+    elif rtol is not np._NoValue:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    if m == 0 or n == 0:
+        return ops.full(tuple(ops.shape_of(a))[:-2] + (n, m), 0, dt)
+    u, s, vh = M.svd(a, False)
+    k = ops.ndim_of(s) - 1
+    cutoff = ops.mul(np.asarray(rcond, dt)[()] if np.ndim(rcond) == 0 else np.asarray(rcond, dt)[..., None],
+                     ops.expand_to_reduced(ops.reduce(P.reduce_max_p, s, (k,)), ops.shape_of(s), (k,)))
+    large = ops.compare(P.gt_p, s, cutoff)
+    one, zero = np.ones((), dt)[()], np.zeros((), dt)[()]
+    s_inv = ops.select(large, ops.div(one, ops.select(large, s, one)), zero)
+    lead = tuple(ops.shape_of(s))[:-1]
+    scaled = ops.mul(ops.reshape(s_inv, lead + (ops.shape_of(s)[-1], 1)), M.mT(u))
+    return M.bmm(M.mT(vh), scaled)
+
+
+@numpy_function(_L.matrix_power)
+def matrix_power(a, n):
+    a = _arr(a)
+    _square(a, "matrix_power")
+    n = int(n) if isinstance(n, (int, np.integer)) else None
+    if n is None:
+        raise TypeError("exponent must be an integer")
+    if n == 0:
+        return ops.broadcast_to(M.eye(ops.shape_of(a)[-1], ops.dtype_of(a)), ops.shape_of(a))
+    if n < 0:
+        a, n = inv(a), -n
+    result, base = None, a
+    while True:   # binary exponentiation, as NumPy
+        if n & 1:
+            result = base if result is None else M.bmm(result, base)
+        n >>= 1
+        if not n:
+            return result
+        base = M.bmm(base, base)
+
+
+@numpy_function(_L.multi_dot)
+def multi_dot(arrays, *, out=None):
+    from .products import dot
+    arrays = list(arrays)
+    if len(arrays) < 2:
+        raise ValueError("Expecting at least two arrays.")
+    res = arrays[0]
+    for x in arrays[1:]:
+        res = dot(res, x)
+    return res
+
+
+@numpy_function(_L.matrix_transpose)
+def matrix_transpose(x, /):
+    x = _arr(x)
+    if ops.ndim_of(x) < 2:
+        raise ValueError("Input array must be at least 2-dimensional")
+    return M.mT(x)
+
+
+# ---------------------------------------------------------------- norms
+
+def _abs(x):
+    return ops.unary(P.abs_p, x)
+
+
+def _vector_norm(x, ord, axes, keepdims):
+    from .reductions import max as _max, min as _min, sum as _sum
+    if ord is None or ord == 2:
+        return ops.sqrt(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims))
+    if isinstance(ord, str):
+        raise ValueError(f"Invalid norm order '{ord}' for vectors")
+    if ord == np.inf:
+        return _max(_abs(x), axis=axes, keepdims=keepdims, initial=0)
+    if ord == -np.inf:
+        return _min(_abs(x), axis=axes, keepdims=keepdims)
+    if ord == 0:
+        return _sum(ops.convert(ops.compare(P.ne_p, x, 0), ops.dtype_of(x)), axis=axes, keepdims=keepdims)
+    if ord == 1:
+        return _sum(_abs(x), axis=axes, keepdims=keepdims)
+    dt = ops.dtype_of(x)
+    p = float(ord)
+    if p == int(p) and builtins.abs(p) <= 64:
+        powered = ops.integer_pow(_abs(x), int(p))
+    else:
+        powered = ops.binary(P.pow_p, _abs(x), np.asarray(p, dt)[()])
+    total = _sum(powered, axis=axes, keepdims=keepdims)
+    return ops.binary(P.pow_p, total, np.asarray(1.0 / p, dt)[()])
+
+
+def _matrix_norm(x, ord, row, col, keepdims):
+    from .reductions import max as _max, min as _min, sum as _sum
+    nd = ops.ndim_of(x)
+    if ord in (None, "fro", "f"):
+        ret = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(sorted((row, col)))))
+    elif ord in (2, -2, "nuc"):
+        others = [i for i in range(nd) if i not in (row, col)]
+        s = M.svd(ops.transpose(x, others + [row, col]), False)[1]
+        k = ops.ndim_of(s) - 1
+        if ord == 2:
+            ret = ops.reduce(P.reduce_max_p, s, (k,))
+        elif ord == -2:
+            ret = ops.reduce(P.reduce_min_p, s, (k,))
+        else:
+            ret = ops.reduce_sum(s, (k,))
+    elif ord in (1, -1):
+        sums = _sum(_abs(x), axis=row)
+        c = col - 1 if col > row else col
+        ret = _max(sums, axis=c, initial=0) if ord == 1 else _min(sums, axis=c)
+    elif ord in (np.inf, -np.inf):
+        sums = _sum(_abs(x), axis=col)
+        r = row - 1 if row > col else row
+        ret = _max(sums, axis=r, initial=0) if ord == np.inf else _min(sums, axis=r)
+    else:
+        raise ValueError("Invalid norm order for matrices.")
+    if keepdims:
+        shape = list(ops.shape_of(x))
+        shape[row] = shape[col] = 1
+        ret = ops.reshape(ret, tuple(shape))
+    return ret
+
+
+@numpy_function(_L.norm)
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Vector norms (any real ord, inf, -inf, 0) and matrix norms (fro, nuc, 1, -1, 2, -2, inf, -inf)."""
+    x = _float(x)
+    nd = ops.ndim_of(x)
+    if axis is None:
+        if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
+            r = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(range(nd))))
+            return ops.reshape(r, (1,) * nd) if keepdims else r
+        axis = tuple(range(nd))
+    elif not isinstance(axis, tuple):
+        try:
+            axis = (int(axis),)
+        except Exception as e:
+            raise TypeError("'axis' must be None, an integer or a tuple of integers") from e
+    if len(axis) == 1:
+        axes = ops.normalize_axes(axis, nd)
+        return _vector_norm(x, ord, axes, keepdims)
+    if len(axis) == 2:
+        row = ops.normalize_axes(axis[0], nd)[0]
+        col = ops.normalize_axes(axis[1], nd)[0]
+        if row == col:
+            raise ValueError("Duplicate axes given.")
+        return _matrix_norm(x, ord, row, col, keepdims)
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+@numpy_function(_L.vector_norm)
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    x = _float(x)
+    nd = ops.ndim_of(x)
+    if axis is None:
+        flat = ops.reshape(x, (int(np.prod(ops.shape_of(x), dtype=np.int64)),))
+        r = _vector_norm(flat, ord, (0,), False)
+        return ops.reshape(r, (1,) * nd) if keepdims else r
+    return _vector_norm(x, ord, ops.normalize_axes(axis, nd), keepdims)
+
+
+@numpy_function(_L.matrix_norm)
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    x = _float(x)
+    nd = ops.ndim_of(x)
+    return _matrix_norm(x, ord, nd - 2, nd - 1, keepdims)
+
+
+@numpy_function(_L.trace)
+def trace(x, /, *, offset=0, dtype=None):
+    from .contractions import trace as _trace
+    return _trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+
+
+@numpy_function(_L.diagonal)
+def diagonal(x, /, *, offset=0):
+    from .contractions import diagonal as _diagonal
+    return _diagonal(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@numpy_function(_L.outer)
+def outer(x1, x2, /):
+    from .products import outer as _outer
+    return _outer(x1, x2)
+
+
+@numpy_function(_L.matmul)
+def matmul(x1, x2, /):
+    from .products import matmul as _matmul
+    return _matmul(x1, x2)
+
+
+@numpy_function(_L.tensordot)
+def tensordot(x1, x2, /, *, axes=2):
+    from .contractions import tensordot as _tensordot
+    return _tensordot(x1, x2, axes)
+
+
+@numpy_function(_L.cross)
+def cross(x1, x2, /, *, axis=-1):
+    from .more import cross as _cross
+    return _cross(x1, x2, axis=axis)

@@ -1,0 +1,376 @@
+"""Rules for the linear-algebra kernels lu, triangular_solve, cholesky, eigh, svd.
+
+Semantics and lowering spec: primitives_ext.py. All matrices are the last two axes; leading axes are
+batch. Derivatives are the standard matrix-calculus results, written with traceable ops (so they
+differentiate again):
+  lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U.
+  tri-solve: op(A) X = B;  dX = op(A)^-1 (dB - op(dA) X);  B-bar = op(A)^-T X-bar.
+  cholesky:  dL = L phi(L^-1 dA L^-T), phi = lower triangle with the diagonal halved.
+  eigh:      dw = diag(V^T dA V),  dV = V (F o V^T dA V),  F_ij = 1 / (w_j - w_i).
+  svd:       dP = U^T dA V;  ds = diag(dP);  dU, dV from F_ij = 1 / (s_j^2 - s_i^2) plus the
+             projections onto the complements of U / V when the matrix is not square; the extra
+             vectors of full_matrices=True rotate minimally (see _svd_jvp).
+cholesky and eigh treat their input as symmetric (tracegrad.numpy builds it from one triangle), so
+their cotangents are symmetrised. eigh needs distinct eigenvalues and svd distinct non-zero
+singular values (elsewhere the derivative does not exist).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from .. import ops_more as M
+from .. import primitives_ext as PX
+from ..ir import Aval
+from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, require_float, same_dtype
+
+
+def _square(name, a):
+    require_float(name, a)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name} needs square matrices in the last two axes, got shape "
+                         f"{fmt_shape(a.shape)}")
+
+
+def _const(x, value):
+    return np.asarray(value, ops.dtype_of(x))[()]
+
+
+def _lead(x):
+    return tuple(ops.shape_of(x)[:-2])
+
+
+# ---------------------------------------------------------------- lu
+
+def _lu_shape(a):
+    _square("lu", a)
+    vec = a.shape[:-1]
+    return (Aval(a.shape, a.dtype), Aval(vec, np.int64), Aval(vec, np.int64))
+
+
+def _lu_impl(a):
+    a = np.asarray(a)
+    n = a.shape[-1]
+    lu = a.reshape((-1, n, n)).copy()
+    nb = lu.shape[0]
+    rows = np.arange(nb)
+    perm = np.tile(np.arange(n, dtype=np.int64), (nb, 1))
+    piv = np.zeros((nb, n), np.int64)
+    for k in range(n):
+        p = k + np.argmax(np.abs(lu[:, k:, k]), axis=1)
+        piv[:, k] = p
+        lu[rows, k], lu[rows, p] = lu[rows, p], lu[rows, k].copy()
+        perm[rows, k], perm[rows, p] = perm[rows, p], perm[rows, k].copy()
+        pivot = lu[:, k, k]
+        lu[:, k + 1:, k] /= np.where(pivot != 0, pivot, 1)[:, None]   # a zero pivot has a zero column
+        lu[:, k + 1:, k + 1:] -= lu[:, k + 1:, k, None] * lu[:, k, None, k + 1:]
+    return (lu.reshape(a.shape), piv.reshape(a.shape[:-1]), perm.reshape(a.shape[:-1]))
+
+
+def _lu_factors(lu):
+    n = ops.shape_of(lu)[-1]
+    l = ops.add(M.tril(lu, -1), M.eye(n, ops.dtype_of(lu)))
+    return l, M.triu(lu)
+
+
+def _permute_rows(x, perm):
+    """x[..., perm, :]  (P x)."""
+    idx = ops.broadcast_to(ops.reshape(perm, ops.shape_of(perm) + (1,)), ops.shape_of(x))
+    return M.take_along_axis(x, idx, ops.ndim_of(x) - 2)
+
+
+def _unpermute_rows(x, perm):
+    """P^T x: row i of x goes to row perm[i]."""
+    idx = ops.broadcast_to(ops.reshape(perm, ops.shape_of(perm) + (1,)), ops.shape_of(x))
+    return M.put_along_axis_add(ops.zeros_like(x), idx, x, ops.ndim_of(x) - 2)
+
+
+def _lu_jvp(tangents, a, *, out):
+    (ta,) = tangents
+    lu, _, perm = out
+    l, u = _lu_factors(lu)
+    y = M.triangular_solve(l, _permute_rows(ta, perm), lower=True, unit_diagonal=True)
+    x = M.mT(M.triangular_solve(u, M.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
+    d_lu = ops.add(M.bmm(l, M.tril(x, -1)), M.bmm(M.triu(x), u))
+    return (d_lu, None, None)
+
+
+def _lu_vjp(cts, a, *, out):
+    ct = cts[0]
+    if ct is None:
+        return (None,)
+    lu, _, perm = out
+    l, u = _lu_factors(lu)
+    m = ops.add(M.tril(M.bmm(M.mT(l), M.tril(ct, -1)), -1), M.triu(M.bmm(M.triu(ct), M.mT(u))))
+    w = M.triangular_solve(l, m, lower=True, transpose_a=True, unit_diagonal=True)   # L^-T m
+    z = M.mT(M.triangular_solve(u, M.mT(w), lower=False))                            # ... U^-T
+    return (_unpermute_rows(z, perm),)
+
+
+defimpl(PX.lu_p, _lu_impl)
+defshape(PX.lu_p, _lu_shape)
+defjvp(PX.lu_p, _lu_jvp)
+defvjp(PX.lu_p, _lu_vjp)
+
+
+# ---------------------------------------------------------------- triangular_solve
+
+def _trisolve_shape(a, b, *, lower, transpose_a, unit_diagonal):
+    _square("triangular_solve", a)
+    same_dtype(a, b)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2] or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"triangular_solve: right-hand side {fmt_shape(b.shape)} does not match "
+                         f"matrices {fmt_shape(a.shape)}")
+    return Aval(b.shape, b.dtype)
+
+
+def _trisolve_impl(a, b, *, lower, transpose_a, unit_diagonal):
+    a, b = np.asarray(a), np.asarray(b)
+    n = a.shape[-1]
+    if not unit_diagonal and (np.diagonal(a, axis1=-2, axis2=-1) == 0).any():
+        raise np.linalg.LinAlgError("Singular matrix")
+    t = np.tril(a) if lower else np.triu(a)
+    if unit_diagonal:
+        t = t.copy()
+        t[..., np.arange(n), np.arange(n)] = 1
+    if transpose_a:
+        t, lower = np.swapaxes(t, -1, -2), not lower
+    x = np.zeros(b.shape, dtype=np.result_type(a, b))
+    for i in (range(n) if lower else range(n - 1, -1, -1)):
+        s = b[..., i, :] - (t[..., i:i + 1, :] @ x)[..., 0, :]      # unsolved entries of x are 0
+        x[..., i, :] = s / t[..., i, i, None]
+    return x
+
+
+def _tri_part(x, lower, unit_diagonal):
+    k = (-1 if unit_diagonal else 0) if lower else (1 if unit_diagonal else 0)
+    return M.tril(x, k) if lower else M.triu(x, k)
+
+
+def _trisolve_vjp(ct, a, b, *, out, lower, transpose_a, unit_diagonal):
+    ct_b = M.triangular_solve(a, ct, lower, not transpose_a, unit_diagonal)
+    full = M.bmm(out, M.mT(ct_b)) if transpose_a else M.bmm(ct_b, M.mT(out))
+    return (ops.neg(_tri_part(full, lower, unit_diagonal)), ct_b)
+
+
+def _trisolve_jvp(tangents, a, b, *, out, lower, transpose_a, unit_diagonal):
+    ta, tb = tangents
+    rhs = tb
+    if ta is not None:
+        da = _tri_part(ta, lower, unit_diagonal)
+        term = M.bmm(M.mT(da) if transpose_a else da, out)
+        rhs = ops.neg(term) if rhs is None else ops.sub(rhs, term)
+    if rhs is None:
+        return None
+    return M.triangular_solve(a, rhs, lower, transpose_a, unit_diagonal)
+
+
+defimpl(PX.triangular_solve_p, _trisolve_impl)
+defshape(PX.triangular_solve_p, _trisolve_shape)
+defvjp(PX.triangular_solve_p, _trisolve_vjp)
+defjvp(PX.triangular_solve_p, _trisolve_jvp)
+
+
+# ---------------------------------------------------------------- cholesky
+
+def _cholesky_shape(a):
+    _square("cholesky", a)
+    return Aval(a.shape, a.dtype)
+
+
+def _phi(x):
+    """Lower triangle with the diagonal halved."""
+    n = ops.shape_of(x)[-1]
+    weight = np.tri(n, n, -1, dtype=ops.dtype_of(x)) + 0.5 * np.eye(n, dtype=ops.dtype_of(x))
+    return ops.mul(x, weight)
+
+
+def _cholesky_jvp(tangents, a, *, out):
+    (ta,) = tangents
+    y = M.triangular_solve(out, ta, lower=True)                         # L^-1 dA
+    x = M.mT(M.triangular_solve(out, M.mT(y), lower=True))              # L^-1 dA L^-T
+    return M.bmm(out, _phi(x))
+
+
+def _cholesky_vjp(ct, a, *, out):
+    m = _phi(M.bmm(M.mT(out), ct))
+    w = M.triangular_solve(out, m, lower=True, transpose_a=True)        # L^-T m
+    z = M.mT(M.triangular_solve(out, M.mT(w), lower=True, transpose_a=True))   # ... L^-1
+    return (M.symmetrize(z),)
+
+
+defimpl(PX.cholesky_p, lambda a: np.linalg.cholesky(a))
+defshape(PX.cholesky_p, _cholesky_shape)
+defvjp(PX.cholesky_p, _cholesky_vjp)
+defjvp(PX.cholesky_p, _cholesky_jvp)
+
+
+# ---------------------------------------------------------------- eigh
+
+def _eigh_shape(a):
+    _square("eigh", a)
+    return (Aval(a.shape[:-1], a.dtype), Aval(a.shape, a.dtype))
+
+
+def _gap_inverse(row, col, n, square=False):
+    """F[..., i, j] = 1 / (f(row_j) - f(col_i)) off the diagonal, 0 on it (f = square or identity)."""
+    lead = tuple(ops.shape_of(row)[:-1])
+    rj = ops.reshape(row, lead + (1, n))
+    ci = ops.reshape(col, lead + (n, 1))
+    if square:
+        rj, ci = ops.integer_pow(rj, 2), ops.integer_pow(ci, 2)
+    diff = ops.sub(rj, ci)
+    eye = np.eye(n, dtype=bool)
+    one, zero = _const(diff, 1), _const(diff, 0)
+    return ops.select(eye, zero, ops.div(one, ops.select(eye, one, diff)))
+
+
+def _eigh_jvp(tangents, a, *, out):
+    (ta,) = tangents
+    w, v = out
+    n = ops.shape_of(w)[-1]
+    dp = M.bmm(M.mT(v), M.bmm(ta, v))
+    dw = M.diag_part(dp)
+    dv = M.bmm(v, ops.mul(_gap_inverse(w, w, n), dp))
+    return (dw, dv)
+
+
+def _eigh_vjp(cts, a, *, out):
+    ct_w, ct_v = cts
+    w, v = out
+    n = ops.shape_of(w)[-1]
+    inner = None
+    if ct_v is not None:
+        inner = ops.mul(_gap_inverse(w, w, n), M.bmm(M.mT(v), ct_v))
+    if ct_w is not None:
+        d = M.diag_embed(ct_w, n, n)
+        inner = d if inner is None else ops.add(inner, d)
+    if inner is None:
+        return (None,)
+    return (M.symmetrize(M.bmm(v, M.bmm(inner, M.mT(v)))),)
+
+
+defimpl(PX.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
+defshape(PX.eigh_p, _eigh_shape)
+defvjp(PX.eigh_p, _eigh_vjp)
+defjvp(PX.eigh_p, _eigh_jvp)
+
+
+# ---------------------------------------------------------------- svd
+
+def _svd_shape(a, *, full_matrices):
+    require_float("svd", a)
+    if a.ndim < 2:
+        raise ValueError(f"svd needs matrices in the last two axes, got shape {fmt_shape(a.shape)}")
+    *lead, m, n = a.shape
+    k = min(m, n)
+    lead = tuple(lead)
+    um, vn = (m, n) if full_matrices else (k, k)
+    return (Aval(lead + (m, um), a.dtype), Aval(lead + (k,), a.dtype), Aval(lead + (vn, n), a.dtype))
+
+
+def _svd_impl(a, *, full_matrices):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return (u, s, vh)
+
+
+def _split_full(a, out, full_matrices):
+    """(u_k, s, vh_k, qu, qv, m, n, k): the reduced factors, and for full_matrices the extra
+    columns of u (qu) and of v (qv, the extra rows of vh transposed), else None."""
+    u, s, vh = out
+    m, n = ops.shape_of(a)[-2:]
+    k = min(m, n)
+    qu = qv = None
+    if full_matrices and m != n:
+        nl = len(_lead(a))
+        lead = list(_lead(a))
+        if m > k:
+            qu = ops.slice_(u, [0] * nl + [0, k], lead + [m, m])
+            u = ops.slice_(u, [0] * (nl + 2), lead + [m, k])
+        if n > k:
+            qv = M.mT(ops.slice_(vh, [0] * nl + [k, 0], lead + [n, n]))
+            vh = ops.slice_(vh, [0] * (nl + 2), lead + [k, n])
+    return u, s, vh, qu, qv, m, n, k
+
+
+def _cols(x, lo, hi):
+    shape = ops.shape_of(x)
+    nl = len(shape) - 2
+    return ops.slice_(x, [0] * nl + [0, lo], list(shape[:-1]) + [hi])
+
+
+# The extra singular vectors of svd(full_matrices=True) span the orthogonal complement of the
+# first k; any orthonormal basis of it is valid, so their derivative is a convention. Ours is the
+# minimal rotation: the complement basis Q moves only to stay orthogonal to U_k,
+# dQ = -U_k (dU_k^T Q) (and its adjoint in reverse mode). It is the derivative of a smooth choice of
+# basis, not necessarily of LAPACK's (finite differences of those columns may differ).
+
+def _svd_jvp(tangents, a, *, out, full_matrices):
+    (ta,) = tangents
+    u, s, vh, qu, qv, m, n, k = _split_full(a, out, full_matrices)
+    lead = _lead(a)
+    v = M.mT(vh)
+    dp = M.bmm(M.mT(u), M.bmm(ta, v))
+    ds = M.diag_part(dp)
+    f = _gap_inverse(s, s, k, square=True)
+    s_row = ops.reshape(s, lead + (1, k))
+    s_col = ops.reshape(s, lead + (k, 1))
+    du = M.bmm(u, ops.mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, M.mT(dp)))))
+    dv = M.bmm(v, ops.mul(f, ops.add(ops.mul(s_col, dp), ops.mul(M.mT(dp), s_row))))
+    if m > k:
+        dav = M.bmm(ta, v)
+        du = ops.add(du, ops.div(ops.sub(dav, M.bmm(u, dp)), s_row))
+    if n > k:
+        dau = M.bmm(M.mT(ta), u)
+        dv = ops.add(dv, ops.div(ops.sub(dau, M.bmm(v, M.mT(dp))), s_row))
+    if qu is not None:
+        du = ops.concatenate([du, ops.neg(M.bmm(u, M.bmm(M.mT(du), qu)))], len(lead) + 1)
+    if qv is not None:
+        dv = ops.concatenate([dv, ops.neg(M.bmm(v, M.bmm(M.mT(dv), qv)))], len(lead) + 1)
+    return (du, ds, M.mT(dv))
+
+
+def _svd_vjp(cts, a, *, out, full_matrices):
+    ct_u, ct_s, ct_vh = cts
+    u, s, vh, qu, qv, m, n, k = _split_full(a, out, full_matrices)
+    lead = _lead(a)
+    v = M.mT(vh)
+    ct_v = None if ct_vh is None else M.mT(ct_vh)
+    # fold the cotangents of the complement columns into those of the first k (adjoint of dQ above)
+    if ct_u is not None and qu is not None:
+        ct_u = ops.sub(_cols(ct_u, 0, k), M.bmm(qu, M.bmm(M.mT(_cols(ct_u, k, m)), u)))
+    if ct_v is not None and qv is not None:
+        ct_v = ops.sub(_cols(ct_v, 0, k), M.bmm(qv, M.bmm(M.mT(_cols(ct_v, k, n)), v)))
+    s_row = ops.reshape(s, lead + (1, k))
+    s_col = ops.reshape(s, lead + (k, 1))
+    f = _gap_inverse(s, s, k, square=True)
+    core = None
+
+    def acc(total, term):
+        return term if total is None else ops.add(total, term)
+
+    if ct_s is not None:
+        core = M.diag_embed(ct_s, k, k)
+    extra = None
+    if ct_u is not None:
+        utc = M.bmm(M.mT(u), ct_u)
+        j = ops.mul(f, utc)
+        core = acc(core, ops.mul(ops.add(j, M.mT(j)), s_row))
+        if m > k:
+            extra = M.bmm(ops.div(ops.sub(ct_u, M.bmm(u, utc)), s_row), vh)
+    if ct_v is not None:
+        vtc = M.bmm(M.mT(v), ct_v)
+        kk = ops.mul(f, vtc)
+        core = acc(core, ops.mul(s_col, ops.add(kk, M.mT(kk))))
+        if n > k:
+            extra = acc(extra, M.bmm(u, M.mT(ops.div(ops.sub(ct_v, M.bmm(v, vtc)), s_row))))
+    total = None if core is None else M.bmm(u, M.bmm(core, vh))
+    if extra is not None:
+        total = acc(total, extra)
+    return (total,)
+
+
+defimpl(PX.svd_p, _svd_impl)
+defshape(PX.svd_p, _svd_shape)
+defvjp(PX.svd_p, _svd_vjp)
+defjvp(PX.svd_p, _svd_jvp)
