@@ -12,9 +12,11 @@ This package imports only tracegrad's IR, primitives and errors; tracegrad impor
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
-from .loops import PARALLEL_MIN_ELEMENTS  # noqa: F401  (the prange threshold, re-exported)
+from .loops import PARALLEL_MIN_WORK  # noqa: F401  (the prange threshold, re-exported)
 
 
 def compile_ir(ir, check_finite: bool = False):
@@ -23,24 +25,28 @@ def compile_ir(ir, check_finite: bool = False):
     With `check_finite`, the kernel checks every floating-point result it computes and `run`
     raises `AnomalyError` for the first equation (in IR order) that produced NaN or Inf.
     """
-    from . import build
+    from . import build, fallback
     from .emit import generate
     from .fuse import Plan
 
+    odd = fallback.unsupported_dtypes(ir)
+    if odd:
+        return fallback.interpreted(ir, check_finite, "Numba has no " +
+                                    ", ".join(sorted(d.name for d in odd)) + " type")
     plan = Plan(ir, check_finite)
     gen = generate(plan)
     gen.eqns = plan.eqns
-    in_avals = [v.aval for v in ir.inputs]
-    const_avals = [v.aval for v, _ in ir.consts]
-    disp, from_disk, path, name = build.compile_kernel(gen, in_avals + const_avals)
-    consts = tuple(np.require(c, dtype=v.aval.dtype, requirements=("C", "A", "W"))
-                   for v, c in ir.consts)
-    run = build.make_callable(disp, consts, in_avals, gen, plan.eqns)
+    mod, from_disk, path = build.compile_kernel(gen)
+    consts = tuple(build.flat_const(c, v.aval) for v, c in ir.consts)
+    key = build.register_callbacks(gen.callbacks)
+    run = mod.make_runner(mod.dispatcher, consts, build.coercer([v.aval for v in ir.inputs]),
+                          build.anomaly_raiser(gen.anomaly_eqns), key)
+    if key:
+        weakref.finalize(run, build.CALLBACKS.pop, key, None)
     run.source = gen.source
     run.from_disk_cache = from_disk
     run.path = path
-    run.module_name = name
     run.ir = ir
     run.check_finite = check_finite
-    run.dispatcher = disp
+    run.dispatcher = mod.dispatcher
     return run

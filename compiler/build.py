@@ -11,8 +11,10 @@ dispatch plus a closure call.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -21,6 +23,18 @@ from tracegrad.errors import AnomalyError
 from . import cache
 
 _MEMO: dict = {}        # module name -> compiled dispatcher (one per process and kernel source)
+CALLBACKS: dict = {}    # registry key -> tuple of tg.pure_callback objects (read in object mode)
+_keys = iter(range(1, 1 << 62))
+
+
+def register_callbacks(callbacks) -> int:
+    """A key under which compiled code finds these callbacks (kernels take the key, not the
+    objects, so a kernel's source -- and its disk cache entry -- does not depend on them)."""
+    if not callbacks:
+        return 0
+    key = next(_keys)
+    CALLBACKS[key] = tuple(callbacks)
+    return key
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -37,33 +51,37 @@ def _load_module(name: str, path: str, source: str):
     return mod
 
 
-def _signature(avals):
+def _signature(gen):
     from numba.core import types
     from numba.np.numpy_support import from_dtype
-    return tuple(types.Array(from_dtype(a.dtype), a.ndim, "C") for a in avals)
+    return tuple(types.Array(from_dtype(dt), nd, "C") if nd >= 0 else from_dtype(dt)
+                 for dt, nd in gen.signature)
 
 
-def compile_kernel(gen, in_avals):
-    """(dispatcher, from_disk_cache, path, module name) for generated kernel `gen`."""
+def compile_kernel(gen):
+    """(module, from_disk_cache, path) for generated kernel `gen`; `module.kernel` is compiled."""
     import numba
     name = cache.key(gen.source)
     hit = _MEMO.get(name)
     if hit is not None:
-        return hit[0], False, hit[1], name
+        return hit[0], False, hit[1]
     path = cache.ensure_source(name, gen.source)
-    with cache.lock(path):
-        mod = _load_module(name, path, gen.source)
-        disp = numba.njit(mod.kernel, cache=True, error_model="numpy", parallel=gen.parallel)
-        cache.guard_numba_cache(disp, name)
+    with cache.lock(path), warnings.catch_warnings():
+        # Numba's performance hints are about generated code the user did not write
+        warnings.simplefilter("ignore", category=numba.core.errors.NumbaWarning)
         try:
-            disp.compile(_signature(in_avals))
+            mod = _load_module(name, path, gen.source)
+            disp = numba.njit(mod.kernel, cache=True, error_model="numpy", parallel=gen.parallel)
+            cache.guard_numba_cache(disp, name)
+            disp.compile(_signature(gen))
         except Exception as exc:   # noqa: BLE001  (every Numba failure is re-raised below)
             sys.modules.pop(name, None)
             raise translate_error(exc, gen, path) from None
     from_disk = bool(disp.stats.cache_hits)
     disp.disable_compile()
-    _MEMO[name] = (disp, path)
-    return disp, from_disk, path, name
+    mod.dispatcher = disp
+    _MEMO[name] = (mod, path)
+    return mod, from_disk, path
 
 
 def translate_error(exc, gen, path):
@@ -72,21 +90,25 @@ def translate_error(exc, gen, path):
     text = _ANSI.sub("", str(exc))
     lines = gen.source.splitlines()
     eqn_i, where = None, None
-    for m in re.finditer(r'File "([^"]+)", line (\d+)', text):
-        if m.group(1) == path:
-            n = int(m.group(2))
-            where = n
-            if n in gen.line_eqn:
-                eqn_i = gen.line_eqn[n]
-    plan_eqns = gen.eqns
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        text = f'File "{path}", line {exc.lineno}\n{exc.msg}'
+    base = os.path.basename(path)
+    # Numba names the line as `File "<maybe relative path>", line N` and `at <path> (N)`
+    for m in re.finditer(r'File "([^"]+)", line (\d+)|at (\S+) \((\d+)\)', text):
+        fname, n = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if os.path.basename(fname) == base:
+            where = int(n)
+            eqn_i = gen.line_eqn.get(where, eqn_i)
     reason = _first_reason(text)
     cls = TypeError if isinstance(exc, nerr.TypingError) else NotImplementedError
     msg = [f"Numba could not compile the generated kernel {path}"]
     if eqn_i is not None:
-        e = plan_eqns[eqn_i]
+        e = eqn_i
+        k = next((k for k, x in enumerate(gen.eqns) if x is e), None)
+        which = f"equation {k} " if k is not None else "equation "
         aval = " ".join(str(v.aval) for v in e.outs)
         phase = f"backward pass, derivative of the op at {e.fwd_src}" if e.fwd_src else "forward pass"
-        msg = [f"Numba could not compile equation {eqn_i} '{e.prim.name}' ({aval}) from {e.src} ({phase})"]
+        msg = [f"Numba could not compile {which}'{e.prim.name}' ({aval}) from {e.src} ({phase})"]
     if where is not None and 0 < where <= len(lines):
         msg.append(f"  generated code, {path}:{where}:")
         msg.append(f"      {lines[where - 1].strip()}")
@@ -97,18 +119,16 @@ def translate_error(exc, gen, path):
 
 
 def _first_reason(text: str) -> str:
-    keep = []
-    for ln in text.splitlines():
-        s = ln.strip()
-        if not s or s.startswith(("File ", "During:", "Failed in ", "^")) or s.startswith("<source"):
-            continue
-        keep.append(s)
-        if len(keep) == 3:
-            break
-    return " | ".join(keep) if keep else text[:300]
+    """Numba's headline, the signature it tried, and its innermost TypingError, if any."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    keep = [ln for ln in lines if ln and not ln.startswith(("Failed in ", "File ", "During:", "^"))][:1]
+    keep += [ln for ln in lines if ln.startswith(">>>")][:1]
+    keep += [ln for ln in lines if ln.startswith("TypingError:")][-1:]
+    return " ".join(keep) if keep else text[:300]
 
 
-def _coercer(in_avals):
+def coercer(in_avals):
+    """Slow path of a runner: arguments converted to exactly the compiled types, or a clear error."""
     def coerce(args):
         if len(args) != len(in_avals):
             raise TypeError(f"compiled function takes {len(in_avals)} arguments, got {len(args)}")
@@ -118,38 +138,19 @@ def _coercer(in_avals):
             if arr.shape != av.shape:
                 raise ValueError(f"argument {i} has shape {arr.shape}, the compiled function "
                                  f"expects {av.shape}")
-            arr = np.require(arr, dtype=av.dtype, requirements=("C", "A", "W"))
-            out.append(arr)
-        return out
+            out.append(np.require(arr, dtype=av.dtype, requirements=("C", "A", "W")))
+        return tuple(out)
     return coerce
 
 
-def make_callable(disp, consts, in_avals, gen, eqns):
-    """The function staging calls: `run(*inputs) -> tuple of outputs`."""
-    coerce = _coercer(in_avals)
-    if gen.check_finite:
-        n = len(eqns)
+def anomaly_raiser(eqns_by_key):
+    def anomaly(bad):
+        e = eqns_by_key[bad]
+        raise AnomalyError(e.prim.name, e.phase, e.src, e.fwd_src)
+    return anomaly
 
-        def run(*args):
-            try:
-                res = disp(*args, *consts)
-            except TypeError:
-                res = disp(*coerce(args), *consts)
-            bad = res[0]
-            if bad < n:
-                e = eqns[bad]
-                raise AnomalyError(e.prim.name, e.phase, e.src, e.fwd_src)
-            return res[1:]
-    elif consts:
-        def run(*args):
-            try:
-                return disp(*args, *consts)
-            except TypeError:
-                return disp(*coerce(args), *consts)
-    else:
-        def run(*args):
-            try:
-                return disp(*args)
-            except TypeError:
-                return disp(*coerce(args))
-    return run
+
+def flat_const(value, aval):
+    """A constant as the kernel takes it: flat, C-contiguous, writable, of the exact dtype."""
+    arr = np.require(np.asarray(value), dtype=aval.dtype, requirements=("C", "A", "W"))
+    return arr if aval.ndim <= 1 else arr.reshape(-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numpy.linalg import LinAlgError
 
 _OPTS = dict(cache=True, error_model="numpy", nogil=False)
 
@@ -52,3 +53,122 @@ def gemm_loops(a, ao, ta, b, bo, tb, c, co, B, M, K, N):
                     yb = bo + i * K * N + (n * K + k if tb else k * N + n)
                     acc += a[xa] * b[yb]
                 c[co + i * M * N + m * N + n] = acc
+
+
+@njit(**_OPTS)
+def sort_rows(x, xo, rows, n, vals, vo, perm, po):
+    """Stable ascending sort (NaNs last) of each C-ordered row of x[xo:] (rows x n)."""
+    for r in range(rows):
+        row = x[xo + r * n:xo + (r + 1) * n]
+        p = np.argsort(row, kind="mergesort")
+        for j in range(n):
+            vals[vo + r * n + j] = row[p[j]]
+            perm[po + r * n + j] = p[j]
+
+
+@njit(**_OPTS)
+def lu_factor(a, ao, nb, n, lu, lo, piv, po, perm, qo):
+    """Partial-pivoting LU (Doolittle, LAPACK getf2 order) of nb C-ordered n x n matrices."""
+    for b in range(nb):
+        base = lo + b * n * n
+        for i in range(n * n):
+            lu[base + i] = a[ao + b * n * n + i]
+        for i in range(n):
+            perm[qo + b * n + i] = i
+        for k in range(n):
+            p = k
+            best = abs(lu[base + k * n + k])
+            for i in range(k + 1, n):
+                v = abs(lu[base + i * n + k])
+                if v > best:
+                    best, p = v, i
+            piv[po + b * n + k] = p
+            if p != k:
+                for j in range(n):
+                    t = lu[base + k * n + j]
+                    lu[base + k * n + j] = lu[base + p * n + j]
+                    lu[base + p * n + j] = t
+                t2 = perm[qo + b * n + k]
+                perm[qo + b * n + k] = perm[qo + b * n + p]
+                perm[qo + b * n + p] = t2
+            pivot = lu[base + k * n + k]
+            if pivot != 0:
+                for i in range(k + 1, n):
+                    lu[base + i * n + k] /= pivot
+            for i in range(k + 1, n):
+                f = lu[base + i * n + k]
+                for j in range(k + 1, n):
+                    lu[base + i * n + j] -= f * lu[base + k * n + j]
+
+
+@njit(**_OPTS)
+def tri_solve(a, ao, b, bo, x, xo, nb, n, m, lower, trans, unit):
+    """Solve op(T) x = b for nb C-ordered blocks (a: n x n, b and x: n x m); T is the lower (or
+    upper) triangle of a, op(T) = T or T.T, with a unit diagonal if `unit`."""
+    for g in range(nb):
+        A = ao + g * n * n
+        if not unit:
+            for i in range(n):
+                if a[A + i * n + i] == 0:
+                    raise LinAlgError("Singular matrix")
+        B = bo + g * n * m
+        X = xo + g * n * m
+        for i in range(n * m):
+            x[X + i] = 0
+        low = lower != trans          # op(T) is lower triangular
+        for step in range(n):
+            i = step if low else n - 1 - step
+            for c in range(m):
+                s = b[B + i * m + c]
+                for j in range(n):
+                    if j == i:
+                        continue
+                    inside = (j <= i) == lower if not trans else (i <= j) == lower
+                    if inside:
+                        t = a[A + j * n + i] if trans else a[A + i * n + j]
+                        s -= t * x[X + j * m + c]
+                x[X + i * m + c] = s if unit else s / a[A + i * n + i]
+
+
+@njit(**_OPTS)
+def cholesky(a, ao, l, lo, nb, n):
+    """Lower Cholesky factors of nb C-ordered n x n matrices (only their lower triangles read)."""
+    for g in range(nb):
+        A = ao + g * n * n
+        L = lo + g * n * n
+        for i in range(n * n):
+            l[L + i] = 0
+        for j in range(n):
+            s = a[A + j * n + j]
+            for k in range(j):
+                s -= l[L + j * n + k] * l[L + j * n + k]
+            if not s > 0:
+                raise LinAlgError("Matrix is not positive definite")
+            d = np.sqrt(s)
+            l[L + j * n + j] = d
+            for i in range(j + 1, n):
+                s = a[A + i * n + j]
+                for k in range(j):
+                    s -= l[L + i * n + k] * l[L + j * n + k]
+                l[L + i * n + j] = s / d
+
+
+@njit(**_OPTS)
+def ipow(a, b):
+    """Integer power with NumPy's error for negative exponents."""
+    if b < 0:
+        raise ValueError("Integers to negative integer powers are not allowed.")
+    return a ** b
+
+
+HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow")
+
+
+def _guard_caches():
+    # a damaged cache entry of a helper is rebuilt, like a kernel's (see cache.guard_numba_cache)
+    from .cache import guard_numba_cache
+    for name in HELPERS:
+        guard_numba_cache(globals()[name], "kernels")
+
+
+_guard_caches()

@@ -128,3 +128,11 @@ def collapse(shape, patterns, masks=()):
                 del m[k + 1]
         k -= 1
     return tuple(dims), [tuple(p) for p in pats], [tuple(m) for m in msks]
+
+
+def add_offset(a, b):
+    """Offsets are ints, or text for run-time ones (a loop body's slice of an array)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    terms = [str(t) for t in (a, b) if str(t) != "0"]
+    return " + ".join(terms) or 0

@@ -11,12 +11,15 @@ Four kinds of rule, which tell the fusion pass what it may do with an equation:
                     debug_print), through the `emit.Emitter` API.
 The rules are the NumPy impls in `tracegrad/rules/` restated for scalars: same dtype out (integer
 results are wrapped back to their width, since Numba widens int32 arithmetic to int64).
+The table is keyed by primitive name, so rules can exist for primitives defined in modules the
+compiler must not import (control flow, callbacks); `lowering_ext.py` adds the extended set.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from tracegrad import primitives as P
+from tracegrad.ir import Lit
 from tracegrad.errors import MissingRuleError
 
 from . import layout
@@ -53,13 +56,42 @@ class Block:
         self.fn = fn
 
 
-LOWERINGS: dict = {}
+class _Table(dict):
+    """name -> rule; a Primitive works as a key too (its name is used)."""
+
+    @staticmethod
+    def _key(k):
+        return getattr(k, "name", k)
+
+    def __getitem__(self, k):
+        return super().__getitem__(self._key(k))
+
+    def __setitem__(self, k, v):
+        super().__setitem__(self._key(k), v)
+
+    def __delitem__(self, k):
+        super().__delitem__(self._key(k))
+
+    def __contains__(self, k):
+        return super().__contains__(self._key(k))
+
+    def get(self, k, default=None):
+        return super().get(self._key(k), default)
+
+    def pop(self, k, *default):
+        return super().pop(self._key(k), *default)
+
+
+LOWERINGS: dict = _Table()
 
 
 def lowering(prim):
     rule = LOWERINGS.get(prim)
     if rule is None:
-        raise MissingRuleError(f"primitive '{prim.name}' has no Numba lowering; add one to "
+        hint = ""
+        if getattr(prim, "inline_before_compile", False):
+            hint = " (it is meant to be inlined first: tracegrad.passes.inline_calls)"
+        raise MissingRuleError(f"primitive '{prim.name}' has no Numba lowering{hint}; add one to "
                                f"compiler/lowering.py (LOWERINGS)")
     return rule
 
@@ -145,9 +177,17 @@ def _erf(args, ins, out, **_):
 LOWERINGS[P.erf_p] = Elementwise(_erf)
 
 
+def _numpy_refuses(fn, *operands):
+    """NumPy's own TypeError for an operation it rejects on these dtypes (e.g. bool subtract)."""
+    try:
+        fn(*operands)
+    except TypeError as e:
+        raise TypeError(str(e)) from None
+
+
 def _neg(args, ins, out, **_):
     if out.dtype.kind == "b":
-        return args[0]
+        _numpy_refuses(np.negative, np.array(True))
     return _wrap(out.dtype, f"-{args[0]}")
 
 
@@ -229,7 +269,13 @@ def _binary(op, bool_op=None):
 
 
 LOWERINGS[P.add_p] = _binary("+", "|")
-LOWERINGS[P.sub_p] = _binary("-")
+def _sub(args, ins, out, **_):
+    if out.dtype.kind == "b":
+        _numpy_refuses(np.subtract, np.array(True), np.array(True))
+    return _wrap(out.dtype, f"({args[0]} - {args[1]})")
+
+
+LOWERINGS[P.sub_p] = Elementwise(_sub)
 LOWERINGS[P.mul_p] = _binary("*", "&")
 LOWERINGS[P.div_p] = _binary("/")
 LOWERINGS[P.and_p] = _binary("&", "&")
@@ -245,7 +291,15 @@ def _binary_ufunc(name, bool_op=None):
     return Elementwise(rule)
 
 
-LOWERINGS[P.pow_p] = _binary_ufunc("power")
+def _pow(args, ins, out, **_):
+    if out.dtype.kind in "iu":
+        return _wrap(out.dtype, f"ipow({args[0]}, {args[1]})")   # raises as NumPy does for b < 0
+    if out.dtype.kind == "b":
+        return f"({args[0]} | (not {args[1]}))"                    # x**y on bools: 1 unless 0**1
+    return f"np.power({args[0]}, {args[1]})"
+
+
+LOWERINGS[P.pow_p] = Elementwise(_pow)
 LOWERINGS[P.max_p] = _binary_ufunc("maximum", "|")   # NaN-propagating, as np.maximum
 LOWERINGS[P.min_p] = _binary_ufunc("minimum", "&")
 def _rem(args, ins, out, **_):
@@ -342,7 +396,8 @@ LOWERINGS[P.reduce_or_p] = Reduction(lambda dt: "False", lambda acc, v, dt: f"{a
 # ---------------------------------------------------------------- blocks
 
 def _dot_general(ctx, eqn):
-    """Batched matrix product through BLAS: operands as C-contiguous (B, M, K) and (B, K, N)."""
+    """Batched matrix product: operands as (B, M, K) and (B, K, N) blocks, through the cached
+    `kernels.gemm` helper (BLAS; transposed blocks go in with a transpose flag, not a copy)."""
     x, y = eqn.inputs
     (out,) = eqn.outs
     (xc, yc), (xb, yb) = eqn.params["contract"], eqn.params["batch"]
@@ -357,37 +412,37 @@ def _dot_general(ctx, eqn):
     o = ctx.new_buffer(out)
     if B * M * N == 0:
         return
-    if K == 0 or dt.kind not in "f":
-        _dot_loops(ctx, eqn, o, x, y, (xb, x_free, xc), (yb, yc, y_free), B, M, K, N)
+    if K == 0:
+        ctx.fill(o, B * M * N, lit(0, dt))
         return
-    xa = ctx.contiguous(ctx.access(x, perm=xb + x_free + xc))
-    ya = ctx.contiguous(ctx.access(y, perm=yb + yc + y_free))
-    if B == 1:
-        ctx.line(f"np.dot({ctx.block(xa, 0, (M, K))}, {ctx.block(ya, 0, (K, N))}, "
-                 f"{ctx.block(o, 0, (M, N))})")
-        return
-    b = ctx.fresh("b")
-    ctx.line(f"for {b} in range({B}):")
-    ctx.line(f"    np.dot({ctx.block(xa, (b, M * K), (M, K))}, {ctx.block(ya, (b, K * N), (K, N))}, "
-             f"{ctx.block(o, (b, M * N), (M, N))})")
+    xa = _as_matrices(ctx, ctx.access(x, perm=xb + x_free + xc), (B, M, K))
+    ya = _as_matrices(ctx, ctx.access(y, perm=yb + yc + y_free), (B, K, N))
+    fn = "gemm" if dt.kind == "f" else "gemm_loops"
+    ctx.kernels.add(fn)
+    ctx.comment(f"{ctx.name(out)} = {_mat_text(ctx, x, xa[2])} @ {_mat_text(ctx, y, ya[2])}: "
+                f"{B} x ({M}x{K} @ {K}x{N})")
+    ctx.line(f"{fn}({xa[0]}, {_int(xa[1])}, {_flag(xa[2])}, {ya[0]}, {_int(ya[1])}, {_flag(ya[2])}, "
+             f"{o[0]}, {_int(o[1])}, {_int(B)}, {_int(M)}, {_int(K)}, {_int(N)})")
 
 
-def _dot_loops(ctx, eqn, o, x, y, xperm, yperm, B, M, K, N):
-    """Integer/bool products (no BLAS) and empty contractions: explicit loops."""
-    dt = eqn.outs[0].aval.dtype
-    acc_dt = _sum_acc(dt)
-    xs, xo = ctx.contiguous(ctx.access(x, perm=sum(xperm, ())))
-    ys, yo = ctx.contiguous(ctx.access(y, perm=sum(yperm, ())))
-    b, m, n, k, s = (ctx.fresh(c) for c in "bmnks")
-    ctx.line(f"for {b} in range({B}):")
-    ctx.line(f"    for {m} in range({M}):")
-    ctx.line(f"        for {n} in range({N}):")
-    ctx.line(f"            {s} = {lit(0, acc_dt)}")
-    ctx.line(f"            for {k} in range({K}):")
-    xv = f"{xs}[{xo} + {b} * {M * K} + {m} * {K} + {k}]"
-    yv = f"{ys}[{yo} + {b} * {K * N} + {k} * {N} + {n}]"
-    ctx.line(f"                {s} = {_sum_combine(s, _prod_combine(xv, yv, dt), dt)}")
-    ctx.line(f"            {o}[{b} * {M * N} + {m} * {N} + {n}] = {_wrap(dt, s) if dt.kind != 'b' else s}")
+def _mat_text(ctx, atom, transposed) -> str:
+    name = lit(atom.value, atom.aval.dtype) if isinstance(atom, Lit) else ctx.name(atom)
+    return f"{name}.T" if transposed else name
+
+
+def _int(v) -> str:
+    # np.int64(...) is typed int64, not Literal[int]: one compiled helper serves every call
+    return f"np.int64({v})"
+
+
+def _flag(v) -> str:
+    return f"np.bool_({bool(v)})"
+
+
+def _as_matrices(ctx, acc, shape):
+    """(array, offset, transposed) of `acc` as C-ordered matrices of `shape` (B, R, C)."""
+    acc3 = layout.reshape(acc, shape)
+    return ctx.flat(acc3 if acc3 is not None else acc, transposable=acc3 is not None)
 
 
 def _pad(ctx, eqn):
@@ -430,14 +485,17 @@ def _arg_extreme(better):
 def _debug_print(ctx, eqn):
     args = []
     for a in eqn.inputs:
+        acc = ctx.access(a)
         if a.aval.shape == ():
-            args.append(ctx.scalar(a))
+            args.append(ctx.scalar_of(acc))
         else:
-            args.append(ctx.block(ctx.contiguous(ctx.access(a)), 0, a.aval.shape))
+            base, off, _ = ctx.flat(acc)
+            args.append(ctx.view_text(base, off, a.aval.shape))
     dtypes = tuple(a.aval.dtype.name for a in eqn.inputs)
     ctx.line("with objmode():")
     ctx.line(f"    _debug_print({', '.join([repr(eqn.params['fmt']), repr(dtypes)] + args)})")
     ctx.uses_objmode = True
+    ctx.helpers.add("_debug_print")
 
 
 LOWERINGS[P.dot_general_p] = Block(_dot_general)
@@ -446,3 +504,6 @@ LOWERINGS[P.concatenate_p] = Block(_concatenate)
 LOWERINGS[P.argmax_p] = _arg_extreme(">")
 LOWERINGS[P.argmin_p] = _arg_extreme("<")
 LOWERINGS[P.debug_print_p] = Block(_debug_print)
+
+
+from . import control, lowering_ext  # noqa: E402,F401  (register their rules in LOWERINGS)

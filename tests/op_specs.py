@@ -140,9 +140,10 @@ class Case:
 @dataclass
 class OpSpec:
     name: str                   # attribute of tracegrad.numpy
-    kind: str                   # unary binary reduction product shape creation static
+    kind: str                   # unary binary reduction product shape scan creation static
     np_fn: Callable             # the NumPy reference
-    draw: Callable              # draw(data, min_side=0) -> Case
+    draw: Callable              # draw(data, min_side=0) -> Case; gradient tests ask min_side=1
+                                # (no size-0 axes, and non-degenerate groups for var/std)
     grad: bool = True           # differentiable (else: "no grad", gradient is zero)
     dtypes: tuple = ALL_DTYPES  # dtypes to sweep (NumPy decides which it accepts)
     float_out: bool = True      # output is float for float input (no-grad tests use it)
@@ -600,10 +601,8 @@ def _draw_split(fixed_axis=None, min_dims=1, equal=False):
         shape = list(data.draw(shapes(min_dims=min_dims, min_side=min_side)))
         axis = fixed_axis if fixed_axis is not None else data.draw(
             st.integers(-len(shape), len(shape) - 1))
-        ax = axis if fixed_axis is not None else axis
-        if fixed_axis == 1 and len(shape) == 1:
-            ax = 0          # hsplit of a 1-D array splits along axis 0
-        n = shape[ax]
+        # (hsplit of a 1-D array splits along axis 0)
+        n = shape[0 if fixed_axis == 1 and len(shape) == 1 else axis]
         if data.draw(st.booleans()):
             if equal:
                 k = data.draw(st.sampled_from([d for d in range(1, 5) if n % d == 0] or [1]))
@@ -611,7 +610,8 @@ def _draw_split(fixed_axis=None, min_dims=1, equal=False):
                 k = data.draw(st.integers(1, 4))
             ios = k
         else:
-            ios = sorted(data.draw(st.lists(st.integers(-n - 1, n + 1), max_size=3)))
+            # split points, negative, out of range or decreasing too (empty pieces)
+            ios = data.draw(st.lists(st.integers(-n - 1, n + 1), max_size=3))
             if data.draw(st.booleans()):
                 ios = tuple(ios)
         kw = {"indices_or_sections": ios}

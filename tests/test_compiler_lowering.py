@@ -270,3 +270,106 @@ def test_debug_print_from_compiled_code(capfd):
         tg.jit(f)(x)
     assert printed == capfd.readouterr().out == "x = [0. 1. 2.] and 3.0\n"
     np.testing.assert_array_equal(out, x * 2)
+
+
+# ---------------------------------------------------------------- extended primitives
+
+X = all_primitives
+
+
+def _spd(n, batch=()):
+    m = RNG.standard_normal(batch + (n, n))
+    return m @ np.swapaxes(m, -1, -2) + n * np.eye(n)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.int32])
+def test_gather_scatter(dt):
+    x = data((4, 5), dt)
+    i0 = np.array([[3], [-1], [0]], np.int64)
+    i1 = np.array([[[1], [4]], [[-5], [2]]], np.int64)
+    i01 = np.array([[1, 2], [-1, 0], [3, 4]], np.int64)
+    dup = np.array([[1], [3], [1]], np.int64)
+    cases = [Case(X["gather"], [x, i0], axes=(0,)),
+             Case(X["gather"], [x, i1], axes=(1,)),
+             Case(X["gather"], [x, ("const", i01)], axes=(0, 1)),
+             Case(X["gather"], [data((2, 3, 4), dt), np.array([[2], [0]], np.int64)], axes=(2,))]
+    for mode in ("add", "mul", "set"):
+        cases.append(Case(X["scatter"], [x, dup, data((3, 5), dt, "pos")], axes=(0,), mode=mode))
+    cases.append(Case(X["scatter"], [x, i01, data((3,), dt)], axes=(0, 1), mode="add"))
+    run_cases(cases)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64, np.int64])
+def test_linear_recurrence_and_sort(dt):
+    b = data((3, 4), dt)
+    cases = [Case(X["linear_recurrence"], [("lit", np.dtype(dt).type(1)), b], axis=0, reverse=False),
+             Case(X["linear_recurrence"], [("lit", np.dtype(dt).type(1)), b], axis=1, reverse=True),
+             Case(X["linear_recurrence"], [data((3, 4), dt, "small"), b], axis=1, reverse=False),
+             Case(X["linear_recurrence"], [data((3, 4), dt, "small"), b], axis=0, reverse=True),
+             Case(X["linear_recurrence"], [data((2, 1), dt), data((2, 1), dt)], axis=1, reverse=False)]
+    kind = "special" if np.dtype(dt).kind == "f" else "any"
+    cases += [Case(X["sort"], [data((3, 5), dt, kind)], axis=1),
+              Case(X["sort"], [data((4, 3), dt, "ties" if kind == "special" else "any")], axis=0),
+              Case(X["sort"], [data((2, 3, 2), dt)], axis=1)]
+    run_cases(cases)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_linear_algebra(dt):
+    a = RNG.standard_normal((3, 3)).astype(dt) + 3 * np.eye(3, dtype=dt)
+    ab = RNG.standard_normal((2, 3, 3)).astype(dt) + 3 * np.eye(3, dtype=dt)
+    rhs = RNG.standard_normal((3, 2)).astype(dt)
+    cases = [Case(X["lu"], [a]), Case(X["lu"], [ab]),
+             Case(X["cholesky"], [_spd(3).astype(dt)]), Case(X["cholesky"], [_spd(2, (2,)).astype(dt)]),
+             Case(X["eigh"], [_spd(3).astype(dt)]), Case(X["eigh"], [_spd(3, (2,)).astype(dt)]),
+             Case(X["svd"], [RNG.standard_normal((3, 2)).astype(dt)], full_matrices=True),
+             Case(X["svd"], [RNG.standard_normal((2, 2, 3)).astype(dt)], full_matrices=False)]
+    for lower in (True, False):
+        for trans in (True, False):
+            for unit in (True, False):
+                cases.append(Case(X["triangular_solve"], [a, rhs], lower=lower, transpose_a=trans,
+                                  unit_diagonal=unit))
+    cases.append(Case(X["triangular_solve"], [ab, RNG.standard_normal((2, 3, 1)).astype(dt)],
+                      lower=True, transpose_a=False, unit_diagonal=False))
+    run_cases(cases)
+
+
+def _both_raise(fn, args, exc):
+    with pytest.raises(exc) as compiled:
+        tg.jit(fn)(*args)
+    with pytest.raises(exc) as eager, tg.eager():
+        tg.jit(fn)(*args)
+    return str(compiled.value), str(eager.value)
+
+
+def test_runtime_errors_match_eager():
+    x = np.arange(12.0).reshape(3, 4)
+    c, e = _both_raise(lambda x, i: bind(X["gather"], x, i, axes=(0,)), (x, np.array([[5]])), IndexError)
+    assert c == e == "index 5 is out of bounds for axis 0 with size 3"
+    a = np.triu(np.ones((2, 2)))
+    a[1, 1] = 0.0
+    c, e = _both_raise(lambda a, b: bind(X["triangular_solve"], a, b, lower=False, transpose_a=False,
+                                         unit_diagonal=False), (a, np.ones((2, 1))), np.linalg.LinAlgError)
+    assert c == e == "Singular matrix"
+    _both_raise(lambda a: bind(X["cholesky"], a), (-np.eye(2),), np.linalg.LinAlgError)
+
+
+def test_pure_callback_from_compiled_code():
+    calls = []
+
+    def host(v, k):
+        calls.append(v.shape)
+        return np.sort(v)[::-1] * k, np.float32(v.sum())
+
+    def f(x):
+        spec = (tg.ShapeDtypeStruct((4,), np.float32), tg.ShapeDtypeStruct((), np.float32))
+        y, s = tg.pure_callback(host, spec, x * 2, np.float32(3))
+        return y + s
+
+    x = np.array([3, 1, 4, 1], np.float32)
+    got = tg.jit(f)(x)
+    with tg.eager():
+        want = tg.jit(f)(x)
+    np.testing.assert_allclose(got, want)
+    np.testing.assert_allclose(got, np.sort(2 * x)[::-1] * 3 + 18)
+    assert calls and all(c == (4,) for c in calls)

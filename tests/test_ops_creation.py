@@ -128,3 +128,7 @@ def test_asarray_of_list_of_tracers_stacks():
 def test_np_asarray_of_tracer_under_jit_is_tracer_error():
     with pytest.raises(tg.TracerError):
         tg.jit(lambda t: np.asarray(t) + 1)(np.ones(3))
+    # np.full converts its fill value with np.array (no dispatch): an error, never a constant
+    for mode in MODES:
+        with pytest.raises(tg.TracerError):
+            run_traced(lambda v: np.full((2,), v), [np.float64(1.0)], mode)

@@ -12,7 +12,7 @@ import tracegrad as tg
 import tracegrad.numpy as tnp
 from tracegrad.trace import Tracer
 from op_harness import (FEW, MODES, VALUES, assert_close, check_error_parity, interpret_backend,
-                        outcome, quiet, run_traced)  # noqa: F401
+                        outcome, run_traced)  # noqa: F401
 from op_specs import KINK_A, NONZERO, REAL, broadcast_pair, shapes
 
 DTYPES = (np.float32, np.float64, np.int32, np.int64, np.bool_)
@@ -93,6 +93,8 @@ METHODS = {
     "argmin(axis)": (lambda a: a.argmin(axis=-1), 1, False),
     "ptp() (gone in NumPy 2)": (lambda a: a.ptp(), 1, False),
     "round(1)": (lambda a: a.round(1), 0, False),
+    "cumsum()": (lambda a: a.cumsum(), 0, True),
+    "cumsum(axis)": (lambda a: a.cumsum(axis=-1), 1, True),
     "copy": (lambda a: a.copy(), 0, True),
     "conj": (lambda a: a.conj(), 0, True),
     "real": (lambda a: a.real, 0, True),
@@ -262,6 +264,22 @@ def test_unary_operator(op, data):
                 assert_close(call(), want, what=f"{op} {np.dtype(dtype).name}")
     if op != "~x":
         tg.check_grads(fn, (NONZERO.draw(rng, shape, np.float64),), order=2)
+
+
+def test_inplace_operator_on_numpy_constant_never_mutates_it():
+    """`c += tracer` with `c` a NumPy array would have to write a traced value into it: an error
+    (suggesting to use the returned value), and `c` is unchanged."""
+    c = np.ones(3)
+    for mode in MODES:
+        def f(t):
+            d = c
+            d += t
+            return d
+        with pytest.raises(TypeError, match="returned value"):
+            run_traced(f, [np.arange(3.0)], mode)
+        np.testing.assert_array_equal(c, np.ones(3))
+        # the same written as rebinding works
+        assert_close(run_traced(lambda t: (lambda d: d + t)(c), [np.arange(3.0)], mode), c + np.arange(3.0))
 
 
 def test_divmod():

@@ -21,9 +21,21 @@ def is_traced(x) -> bool:
     return isinstance(x, Tracer)
 
 
+def _holds_tracer(x) -> bool:
+    return isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) or _holds_tracer(e) for e in x)
+
+
+def stack_nested(x):
+    """A (nested) list or tuple holding tracers, as one traced array (like `tnp.asarray`)."""
+    from .numpy.creation import asarray
+    return asarray(x)
+
+
 def dtype_of(x) -> np.dtype:
     if isinstance(x, (Tracer, np.ndarray, np.generic)):
         return x.dtype
+    if _holds_tracer(x):
+        return stack_nested(x).dtype
     return np.asarray(x).dtype
 
 
@@ -38,7 +50,11 @@ def _promotion_key(x):
 
 
 def shape_of(x) -> tuple:
-    return x.shape if isinstance(x, (Tracer, np.ndarray, np.generic)) else np.shape(x)
+    if isinstance(x, (Tracer, np.ndarray, np.generic)):
+        return x.shape
+    if _holds_tracer(x):
+        return stack_nested(x).shape
+    return np.shape(x)
 
 
 def ndim_of(x) -> int:
@@ -52,6 +68,8 @@ def result_dtype(*xs):
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
     dtype = np.dtype(dtype)
+    if _holds_tracer(x):
+        x = stack_nested(x)
     if isinstance(x, Tracer):
         return x if x.dtype == dtype else bind(P.convert_p, x, dtype=dtype)
     if isinstance(x, _PY_SCALARS):

@@ -67,8 +67,9 @@ def _check(f, xs, order, modes, atol, rtol, eps, rng):
     from .transforms import jvp, vjp
     xs = [np.asarray(x, np.float64) for x in xs]
     vs = [rng.standard_normal(x.shape) for x in xs]
-    plus = _flat_out(f([x + eps * v for x, v in zip(xs, vs)]))
-    minus = _flat_out(f([x - eps * v for x, v in zip(xs, vs)]))
+    # np.asarray: a 0-d input must stay a 0-d array (x + eps * v would be a NumPy scalar)
+    plus = _flat_out(f([np.asarray(x + eps * v) for x, v in zip(xs, vs)]))
+    minus = _flat_out(f([np.asarray(x - eps * v) for x, v in zip(xs, vs)]))
     fd = [(p - m) / (2 * eps) for p, m in zip(plus, minus)]
     g = lambda *ys: f(list(ys))
     scale = 1 + max((float(np.max(np.abs(o))) for o in plus if o.size), default=0.0)

@@ -104,8 +104,10 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
             raise NotImplementedError(f"numpy.{ufunc.__name__} is not supported on traced values by "
                                       f"tracegrad (no rule), called at {user_source(3)}")
         if kwargs.get("out") is not None:
-            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) cannot write into a traced "
-                            f"value at {user_source(3)}; use the returned value instead")
+            # (also `ndarray += tracer`: NumPy would store the traced result in the array)
+            raise TypeError(f"numpy.{ufunc.__name__}(..., out=...) with a traced value cannot write "
+                            f"in place at {user_source(3)}; use the returned value instead "
+                            f"(x = x + y rebinds)")
         kwargs.pop("out", None)
         if kwargs:
             raise NotImplementedError(f"numpy.{ufunc.__name__} keyword(s) {sorted(kwargs)} are not "
