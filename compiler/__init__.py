@@ -26,6 +26,7 @@ def compile_ir(ir, check_finite: bool = False):
     raises `AnomalyError` for the first equation (in IR order) that produced NaN or Inf.
     """
     from . import build, fallback
+    from .control import UnsupportedControlFlow
     from .emit import generate
     from .fuse import Plan
 
@@ -34,7 +35,10 @@ def compile_ir(ir, check_finite: bool = False):
         return fallback.interpreted(ir, check_finite, "Numba has no " +
                                     ", ".join(sorted(d.name for d in odd)) + " type")
     plan = Plan(ir, check_finite)
-    gen = generate(plan)
+    try:
+        gen = generate(plan)
+    except UnsupportedControlFlow as e:
+        return fallback.interpreted(ir, check_finite, str(e))
     gen.eqns = plan.eqns
     mod, from_disk, path = build.compile_kernel(gen)
     consts = tuple(build.flat_const(c, v.aval) for v, c in ir.consts)

@@ -18,7 +18,8 @@ from .lowering import LOWERINGS, Block
 
 
 class UnsupportedControlFlow(NotImplementedError):
-    """A construct whose buffers would need run-time sizes (not compiled yet)."""
+    """A construct whose buffers would need run-time sizes: `compile_ir` runs such IRs with the
+    NumPy impls instead (see fallback.py)."""
 
 
 def _key_frame(ctx, i):
@@ -42,7 +43,19 @@ def _bind(ctx, atom_acc, var):
     ctx.pinned.add(var)
 
 
-def _emit_body(ctx, ir, eqn_index, direct=()):
+def _fresh_body(ctx, ir):
+    """Forget storage from an earlier emission of the same sub-IR object (a JVP or a recompute
+    reuses one body in several loops): its values live elsewhere this time."""
+    for e in ir.eqns:
+        for v in e.outs:
+            ctx.storage.pop(v, None)
+            ctx.pinned.discard(v)
+    for v in ir.inputs:
+        ctx.storage.pop(v, None)
+        ctx.pinned.discard(v)
+
+
+def _emit_body(ctx, ir, eqn_index):
     """Emit sub-IR `ir`; returns its plan (whose output accesses the caller reads)."""
     from .fuse import Plan
     sub = Plan(ir, ctx.plan.check_finite)
@@ -146,23 +159,30 @@ def _scan(ctx, eqn):
     p = eqn.params
     body, L, reverse = p["body"], p["length"], p["reverse"]
     nc, nk = p["n_consts"], p["n_carry"]
-    if L is None:
-        raise UnsupportedControlFlow(
-            f"scan with a run-time trip count (fori_loop with traced bounds, or the backward of a "
-            f"while_loop) at {eqn.src} is not compiled yet; run it under tg.eager()")
     i_eqn = ctx.eqn
     accs = _operand_accesses(ctx, eqn)
+    trips = L
+    if L is None:
+        # a run-time trip count: fine for carries; stacked xs/ys would need run-time sizes
+        if len(eqn.inputs) > 1 + nc + nk or len(eqn.outs) > nk:
+            raise UnsupportedControlFlow(
+                f"scan with a run-time trip count and stacked inputs or outputs (fori_loop with "
+                f"traced bounds under reverse mode, or the backward of a while_loop) at {eqn.src}")
+        trips, accs = ctx.scalar_of(accs[0]), accs[1:]
     b_i, b_consts = body.inputs[0], body.inputs[1:1 + nc]
     b_carry, b_xs = body.inputs[1 + nc:1 + nc + nk], body.inputs[1 + nc + nk:]
     carry_outs, ys_outs = eqn.outs[:nk], eqn.outs[nk:]
+    _fresh_body(ctx, body)
     for acc, v in zip(accs[:nc], b_consts):
         _bind(ctx, acc, v)
     _carries(ctx, accs[nc:nc + nk], b_carry, carry_outs)
     xs = [ctx.flat(acc) for acc in accs[nc + nk:]]
     ys = [ctx.place(o) for o in ys_outs]
-    if L > 0:
+    if L is None or L > 0:
         it = ctx.fresh("it")
-        ctx.line(f"for {it} in {f'range({L - 1}, -1, -1)' if reverse else f'range({L})'}:")
+        last = L - 1 if L is not None else f"{trips} - 1"
+        rng = f"range({last}, -1, -1)" if reverse else f"range({trips})"
+        ctx.line(f"for {it} in {rng}:")
         ctx.indent += 1
         ctx.line(f"{ctx.sname(b_i)} = {it}")
         for (base, off, _), v in zip(xs, b_xs):
@@ -207,12 +227,14 @@ def _while(ctx, eqn):
     ncc, nbc = p["n_cond_consts"], p["n_body_consts"]
     if p["record"]:
         raise UnsupportedControlFlow(
-            f"reverse mode through a while_loop (its per-iteration residuals have a run-time length) "
-            f"at {eqn.src} is not compiled yet; run it under tg.eager(), or use fori_loop/scan")
+            f"reverse mode through a while_loop (its per-iteration residuals have a run-time "
+            f"length) at {eqn.src}")
     i_eqn = ctx.eqn
     accs = _operand_accesses(ctx, eqn)
     c_consts, c_carry = cond.inputs[:ncc], cond.inputs[ncc:]
     b_consts, b_carry = body.inputs[:nbc], body.inputs[nbc:]
+    _fresh_body(ctx, cond)
+    _fresh_body(ctx, body)
     for acc, v in zip(accs[:ncc], c_consts):
         _bind(ctx, acc, v)
     for acc, v in zip(accs[ncc:ncc + nbc], b_consts):
@@ -249,6 +271,7 @@ def _while(ctx, eqn):
 
 def _call(ctx, eqn, ir, accs, i_eqn):
     """Inline `ir` on the operands, its outputs landing in the equation's outputs."""
+    _fresh_body(ctx, ir)
     for acc, v in zip(accs, ir.inputs):
         _bind(ctx, acc, v)
     locs = [None if o.aval.shape == () else ctx.place(o) for o in eqn.outs]

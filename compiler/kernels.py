@@ -161,7 +161,28 @@ def ipow(a, b):
     return a ** b
 
 
-HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow")
+@njit(**_OPTS)
+def floordiv_f(a, b):
+    """NumPy's float floor_divide (npy_divmod): fmod-based, then snapped to the nearest integer,
+    so floor_divide(3, 0.01) is 299 as in NumPy, not floor(3 / 0.01) = 300."""
+    zero = a - a if a == a else b - b
+    if b == 0:
+        return a / b
+    mod = np.fmod(a, b)
+    div = (a - mod) / b
+    if mod != 0:
+        if (b < 0) != (mod < 0):
+            div -= 1
+    if div != 0:
+        fl = np.floor(div)
+        if div - fl > 0.5:
+            fl += 1
+        return fl
+    return np.copysign(zero, a / b)
+
+
+HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow",
+           "floordiv_f")
 
 
 def _guard_caches():

@@ -313,7 +313,13 @@ def _rem(args, ins, out, **_):
 
 
 LOWERINGS[P.rem_p] = Elementwise(_rem)
-LOWERINGS[P.floordiv_p] = _binary_ufunc("floor_divide")
+def _floordiv(args, ins, out, **_):
+    if out.dtype.kind == "f":
+        return f"{np_type(out.dtype)}(floordiv_f({args[0]}, {args[1]}))"
+    return _wrap(out.dtype, f"np.floor_divide({args[0]}, {args[1]})")
+
+
+LOWERINGS[P.floordiv_p] = Elementwise(_floordiv)
 
 
 def _compare(op):

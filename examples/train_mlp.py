@@ -1,6 +1,6 @@
 """Train a small MLP classifier on the bundled 8x8 digits with tracegrad.
 
-    python examples/train_mlp.py                 # 64 -> 128 -> 10, tanh, SGD with momentum
+    python examples/train_mlp.py                 # 64 -> 128 -> 10, tanh, Adam
     python examples/train_mlp.py --epochs 5      # shorter run
     TRACEGRAD_EAGER=1 python examples/train_mlp.py --epochs 1    # no compilation, op by op
 
@@ -86,22 +86,16 @@ def loss_fn(params, x, y, weight_decay):
 
 # ---------------------------------------------------------------- optimiser
 
-def sgd_momentum(params, grads, velocity, lr, momentum=0.9):
-    """One step of SGD with (heavy-ball) momentum over matching pytrees.
+def make_train_step(optimizer):
+    """The training step for `optimizer` (any `tg.optim` optimizer: init / update over pytrees)."""
 
-    Kept separate so it can be swapped for another optimiser (e.g. Adam) without touching the step.
-    """
-    velocity = tg.tree_map(lambda v, g: momentum * v + g, velocity, grads)
-    params = tg.tree_map(lambda p, v: p - lr * v, params, velocity)
-    return params, velocity
-
-
-@tg.jit
-def train_step(params, velocity, x, y, lr, weight_decay):
-    """Loss, gradient and update in ONE compiled function."""
-    loss, grads = tg.value_and_grad(loss_fn)(params, x, y, weight_decay)
-    params, velocity = sgd_momentum(params, grads, velocity, lr)
-    return params, velocity, loss
+    @tg.jit
+    def train_step(params, opt_state, x, y, weight_decay):
+        """Loss, gradient and the optimizer's update in ONE compiled function."""
+        loss, grads = tg.value_and_grad(loss_fn)(params, x, y, weight_decay)
+        params, opt_state = optimizer.update(grads, opt_state, params)
+        return params, opt_state, loss
+    return train_step
 
 
 @tg.jit
@@ -147,7 +141,7 @@ class ProgressBar:
 
 # ---------------------------------------------------------------- training loop
 
-def main(epochs=25, batch_size=32, lr=0.02, weight_decay=1e-4, hidden=128, seed=0, verbose=True):
+def main(epochs=25, batch_size=32, lr=3e-3, weight_decay=1e-4, hidden=128, seed=0, verbose=True):
     """Train and return a dict with the final `test_acc`, `train_acc`, `loss` and timings."""
     say = print if verbose else (lambda *a, **k: None)
     t_start = time.perf_counter()
@@ -155,8 +149,10 @@ def main(epochs=25, batch_size=32, lr=0.02, weight_decay=1e-4, hidden=128, seed=
     x_train, y_train, x_test, y_test = split_and_standardise(x, labels, N_TEST, seed)
     t_train = one_hot(y_train)
     params = init_params((x.shape[1], hidden, 10), seed)
-    velocity = tg.tree_map(np.zeros_like, params)
-    lr, weight_decay = np.float32(lr), np.float32(weight_decay)
+    optimizer = tg.optim.adam(lr)
+    opt_state = optimizer.init(params)
+    train_step = make_train_step(optimizer)
+    weight_decay = np.float32(weight_decay)
     shuffle_rng = np.random.default_rng(seed + 1)
     n_batches = len(x_train) // batch_size         # drop the ragged tail: every step has one shape
 
@@ -173,8 +169,8 @@ def main(epochs=25, batch_size=32, lr=0.02, weight_decay=1e-4, hidden=128, seed=
         losses = []
         for b in range(n_batches):
             idx = order[b * batch_size:(b + 1) * batch_size]
-            params, velocity, loss = train_step(params, velocity, x_train[idx], t_train[idx],
-                                                lr, weight_decay)
+            params, opt_state, loss = train_step(params, opt_state, x_train[idx], t_train[idx],
+                                                 weight_decay)
             losses.append(float(loss))
             bar.update(b + 1, f"loss {losses[-1]:.4f}")
         bar.close()
@@ -196,7 +192,7 @@ def _parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=25)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)

@@ -16,6 +16,8 @@ def test_coverage_table_is_current_and_complete():
     tool = _tool()
     text = tool.render()
     assert (ROOT / "docs" / "coverage.md").read_text() == text, "run: python tools/coverage.py"
+    readme = (ROOT / "README.md").read_text()
+    assert tool.readme_with(text, readme) == readme, "README table is stale: run python tools/coverage.py"
     rows = [l for l in text.splitlines() if l.startswith("| `numpy.")]
     assert len(rows) > 150
     # every registered function traces on some probe and has all three kinds of rule
