@@ -388,6 +388,25 @@ def run_workload(workload, impl_names, opts):
 
 # ---------------------------------------------------------------- compile workload (subprocesses)
 
+def _run_isolated(workload, peer, opts):
+    """Measure one peer on one workload in a child process of this script; return its record."""
+    out = tempfile.mktemp(suffix=".json", prefix="tg-bench-peer-")
+    cmd = [sys.executable, os.path.abspath(__file__), "--only", workload, "--peers", peer, "--peers-only",
+           "--json", out, "--seconds", str(opts.seconds), "--rounds", str(opts.rounds)]
+    if opts.quick:
+        cmd.append("--quick")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        with open(out) as f:
+            rec = json.load(f)["results"][0]
+        os.unlink(out)
+        rec["process"] = "child"
+        return rec
+    except (OSError, ValueError, IndexError, KeyError):
+        err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"workload": workload, "impl": peer, "status": f"error: child process: {err}"}
+
+
 def child_compile(framework):
     """Run inside a fresh interpreter: build the mnist_mlp step, print the wall clock at its result."""
     if framework == "jax" and os.environ.get("TG_BENCH_CACHE_DIR"):
@@ -556,6 +575,10 @@ def parse_args(argv=None):
                    help="tracegrad backend (default: $TRACEGRAD_BACKEND or numba)")
     p.add_argument("--seconds", type=float, default=None, help="timed seconds per implementation and workload")
     p.add_argument("--rounds", type=int, default=None, help="alternation rounds")
+    p.add_argument("--same-process", action="store_true",
+                   help="time JAX and PyTorch in this process too (by default each runs in a child "
+                        "process: their idle thread pools spin and slow whatever runs next on 2 cores)")
+    p.add_argument("--peers-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-compile", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.seconds = a.seconds if a.seconds is not None else (0.2 if a.quick else 1.5)
@@ -581,7 +604,12 @@ def main(argv=None):
     for p in peers:
         if p not in PEERS:
             raise SystemExit(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
-    impl_names = ["tracegrad"] + peers
+    impl_names = ([] if opts.peers_only else ["tracegrad"]) + peers
+    # Foreign runtimes keep thread pools that spin after each call; on a 2-core machine they steal the
+    # cores from the next implementation timed in the same process (mnist_mlp measured 25x slower for
+    # both Numba implementations with JAX loaded). So by default each runs in its own child process.
+    isolated = [] if (opts.same_process or opts.peers_only) else [p for p in peers if p in ("jax", "torch")]
+    local = [n for n in impl_names if n not in isolated]
 
     # a fresh on-disk cache, so that first_call_s is a real trace + compile
     load_start = os.getloadavg()[0]
@@ -596,15 +624,20 @@ def main(argv=None):
     try:
         for w in workloads:
             t0 = time.perf_counter()
-            recs = run_compile(impl_names, opts) if w == "compile" else run_workload(w, impl_names, opts)
+            if w == "compile":
+                recs = run_compile(impl_names, opts)
+            else:
+                recs = run_workload(w, local, opts) + [_run_isolated(w, p, opts) for p in isolated]
+                recs.sort(key=lambda r: impl_names.index(r["impl"]))
             results.append((w, recs))
             print(f"  {w}: done in {time.perf_counter() - t0:.1f} s", flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
-    print()
-    print_table(results, impl_names)
-    print_notes(results, impl_names)
+    if not opts.peers_only:    # a child measuring peers only reports through its JSON
+        print()
+        print_table(results, impl_names)
+        print_notes(results, impl_names)
     doc = {"machine": machine_info(backend, load_start),
            "settings": {"quick": opts.quick, "seconds": opts.seconds, "rounds": opts.rounds,
                         "warmup": opts.warmup, "peers": peers, "workloads": list(workloads)},

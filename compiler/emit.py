@@ -222,6 +222,12 @@ class Emitter:
             return self.scalar_root_text(acc.root)
         return self.ref(acc.root, str(acc.offset))
 
+    def read(self, acc, index: str) -> str:
+        """Element `index` (an offset text over acc's strides) of an access, scalar roots too."""
+        if acc.scalar_root:
+            return self.scalar_root_text(acc.root)
+        return self.ref(acc.root, index)
+
     def scalar(self, atom) -> str:
         return self.scalar_of(self.access(atom))
 

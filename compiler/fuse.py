@@ -293,6 +293,8 @@ class Plan:
                 for a, acc in self.reads(i):
                     if isinstance(acc.root, Var):
                         last[acc.root] = k
+        for a in self.outputs:       # read again when the outputs are written, after every group
+            last[self.access[a].root] = len(self.groups)
         return last
 
 

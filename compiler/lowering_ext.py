@@ -162,10 +162,10 @@ def _linear_recurrence(ctx, eqn):
     d = nest.d
     y, bv, av = ctx.fresh("y"), ctx.fresh("bv"), ctx.fresh("av")
     nest.at(d - 1, f"{y} = {lit(0, dt)}")
-    nest.at(d, f"{bv} = {ctx.ref(bacc.root, nest.index(bacc.offset, cpats[0]))}")
+    nest.at(d, f"{bv} = {ctx.read(bacc, nest.index(bacc.offset, cpats[0]))}")
     if not a_acc.scalar_root:
         # a at the first visited position is never used (so an inf/nan there cannot leak)
-        nest.at(d, f"{av} = {ctx.ref(a_acc.root, nest.index(a_acc.offset, cpats[2]))}")
+        nest.at(d, f"{av} = {ctx.read(a_acc, nest.index(a_acc.offset, cpats[2]))}")
         step = f"{av} * {y} + {bv}"
     else:
         step = f"{y} + {bv}" if unit else f"{a_text} * {y} + {bv}"
