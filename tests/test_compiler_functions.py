@@ -168,3 +168,55 @@ def test_dispatch_overhead_is_small():
         g(x)
     per_call = (time.perf_counter() - t0) / 2000
     assert per_call < 1e-3      # generous: catches accidental recompilation or slow paths
+
+
+# ---------------------------------------------------------------- regressions (found by running the
+# project's op tests on the Numba backend)
+
+def test_scalar_output_viewing_an_intermediate_stays_alive():
+    # h and g are 0-d views of two products computed one after the other: the first product's
+    # storage must not be reused before the outputs are written
+    f = lambda x, y: np.vdot(x, y)                                # noqa: E731
+    h = lambda x, y: tg.vjp(f, x, y)[1](np.array(0.37))           # noqa: E731
+    x, y = np.array(0.7), np.array(-1.3)
+    np.testing.assert_allclose(tg.jit(h)(x, y), (0.37 * y, 0.37 * x))
+
+
+def test_float_floor_divide_follows_numpy():
+    x = np.array([3.0, -7.5, 7.5, 0.0, -0.0, 1.0])
+    for d in (0.01, -2.0, 0.0):
+        with np.errstate(all="ignore"):
+            got, want = tg.jit(lambda x: x // d)(x), x // d
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_numpy_errors_are_kept():
+    with pytest.raises(ValueError, match="negative integer powers"):
+        tg.jit(lambda a, b: a ** b)(np.array([2, 3]), np.array([1, -1]))
+    with pytest.raises(TypeError, match="boolean subtract"):
+        tg.jit(lambda a, b: a - b)(np.array([True]), np.array([False]))
+
+
+def test_zero_size_and_float16_values():
+    got = tg.jit(np.logaddexp)(np.zeros(0, np.float32), np.float32(1.0))
+    assert got.shape == (0,) and got.dtype == np.float32
+    b = np.array([True, False])
+    half = tg.jit(np.fabs)(b)                                     # NumPy gives float16 here
+    assert half.dtype == np.float16 and (half == np.fabs(b)).all()
+    assert tg.jit(np.fabs).source(b).startswith("# not compiled (Numba has no float16 type)")
+
+
+def test_recurrence_over_a_broadcast_scalar():
+    from tracegrad import primitives as P
+    from tracegrad.trace import bind
+
+    def f(a):
+        b = bind(P.broadcast_to_p, np.float64(2.0), shape=(3, 4))
+        return bind(P.all_primitives["linear_recurrence"], a, b, axis=1, reverse=False)
+
+    a = np.random.default_rng(5).standard_normal((3, 4))
+    got = tg.jit(f)(a)
+    with tg.eager():
+        want = tg.jit(f)(a)
+    np.testing.assert_allclose(got, want)
