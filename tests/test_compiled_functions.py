@@ -3,23 +3,13 @@
 The probe arguments come from tools/coverage.py (the first probe each function traces on). Functions
 are batched a dozen to a kernel so the whole registry costs a handful of Numba compiles.
 """
-import importlib.util
-import pathlib
 import warnings
 
 import numpy as np
 import pytest
 
 import tracegrad as tg
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("coverage_tool", ROOT / "tools" / "coverage.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _coverage_tool import load as _tool
 
 
 def _cases():

@@ -1,15 +1,5 @@
 """docs/coverage.md is generated from the rule registry and must be current."""
-import importlib.util
-import pathlib
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("coverage_tool", ROOT / "tools" / "coverage.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _coverage_tool import ROOT, load as _tool
 
 
 def test_coverage_table_is_current_and_complete():

@@ -79,6 +79,15 @@ def array(object, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, lik
     return out
 
 
+def as_operand(a):
+    """A function argument as an array operand: tracers as they are, (nested) lists stacked."""
+    if isinstance(a, Tracer):
+        return a
+    if isinstance(a, (list, tuple)):
+        return asarray(a)
+    return np.asarray(a)
+
+
 def _leaves(obj):
     if isinstance(obj, (list, tuple)):
         for o in obj:

@@ -32,12 +32,8 @@ for _nt in (EighResult, SVDResult, SlogdetResult):
 
 
 def _arr(a):
-    if isinstance(a, Tracer):
-        return a
-    if isinstance(a, (list, tuple)):
-        from .creation import asarray
-        return asarray(a)
-    return np.asarray(a)
+    from .creation import as_operand   # creation imports this module's siblings: import late
+    return as_operand(a)
 
 
 def _float(a):

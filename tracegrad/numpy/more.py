@@ -19,12 +19,8 @@ from ._dispatch import numpy_function
 
 
 def _arr(a):
-    if isinstance(a, Tracer):
-        return a
-    if isinstance(a, (list, tuple)):
-        from .creation import asarray
-        return asarray(a)
-    return np.asarray(a)
+    from .creation import as_operand   # creation imports this module's siblings: import late
+    return as_operand(a)
 
 
 def _size(shape):
