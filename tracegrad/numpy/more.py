@@ -45,14 +45,8 @@ def _take_slice(x, axis, lo, hi, step=1):
 # ---------------------------------------------------------------- scans
 
 def _scan_dtype(a, dtype):
-    if dtype is not None:
-        return np.dtype(dtype)
-    dt = ops.dtype_of(a)
-    if dt.kind == "b" or (dt.kind == "i" and dt.itemsize < 8):
-        return np.dtype(np.int64)
-    if dt.kind == "u" and dt.itemsize < 8:
-        return np.dtype(np.uint64)
-    return dt
+    from .reductions import accumulator_dtype   # cumsum/cumprod accumulate as sum/prod do
+    return accumulator_dtype(a, dtype)
 
 
 def _scan(fn, name):

@@ -34,7 +34,8 @@ def _finish(y, x, axes, keepdims):
     return ops.expand_to_reduced(y, x.shape, axes) if keepdims else y
 
 
-def _sum_dtype(x, dtype):
+def accumulator_dtype(x, dtype):
+    """The dtype NumPy sums (and accumulates) in: small ints and bools widen to 64 bits."""
     if dtype is not None:
         return np.dtype(dtype)
     dt = ops.dtype_of(x)
@@ -56,7 +57,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     _unsupported("sum", where=where)
     a = _asarray(a)
     axes = ops.normalize_axes(axis, a.ndim)
-    x = ops.as_dtype(a, _sum_dtype(a, dtype))
+    x = ops.as_dtype(a, accumulator_dtype(a, dtype))
     y = _with_initial(ops.reduce(P.reduce_sum_p, x, axes), initial, ops.add)
     return _finish(y, x, axes, keepdims)
 
@@ -67,7 +68,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     _unsupported("prod", where=where)
     a = _asarray(a)
     axes = ops.normalize_axes(axis, a.ndim)
-    x = ops.as_dtype(a, _sum_dtype(a, dtype))
+    x = ops.as_dtype(a, accumulator_dtype(a, dtype))
     y = _with_initial(ops.reduce(P.reduce_prod_p, x, axes), initial, ops.mul)
     return _finish(y, x, axes, keepdims)
 
