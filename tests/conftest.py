@@ -10,8 +10,10 @@ os.environ.setdefault("TRACEGRAD_CACHE_DIR", str(_ROOT / ".cache" / "tracegrad-t
 
 @pytest.fixture
 def interpret(monkeypatch):
-    """Run transforms through the NumPy interpreter instead of Numba (same IR, no compile time)."""
-    monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
+    """Run transforms through the NumPy interpreter instead of Numba (same IR, no compile time).
+
+    TG_TEST_BACKEND=numba runs these tests compiled instead (a slow sweep that has found real bugs)."""
+    monkeypatch.setenv("TRACEGRAD_BACKEND", os.environ.get("TG_TEST_BACKEND", "interpret"))
 
 
 @pytest.fixture

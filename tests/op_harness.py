@@ -30,7 +30,7 @@ TOL = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-5),
 def interpret_backend():
     """Transforms run on the NumPy interpreter backend (the same IR the compiler gets)."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("TRACEGRAD_BACKEND", "interpret")
+    mp.setenv("TRACEGRAD_BACKEND", os.environ.get("TG_TEST_BACKEND", "interpret"))
     yield
     mp.undo()
 
