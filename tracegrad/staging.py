@@ -17,7 +17,7 @@ import numpy as np
 from .config import anomaly_enabled, eager_enabled
 from .ir import IR, dce
 from .pytree import tree_flatten, tree_unflatten
-from .trace import Builder, Tracer, current_builder, eval_ir
+from .trace import Builder, Tracer, aval_of, current_builder, eval_ir
 
 _SCALARS = (bool, int, float)
 
@@ -67,20 +67,11 @@ def check_leaf(leaf, where: str):
                     f"got {type(leaf).__name__} ({leaf!r:.60})")
 
 
-def leaf_array(leaf):
-    return np.asarray(leaf)
-
-
 def new_root_input(builder: Builder, leaf):
-    arr = leaf_array(leaf)
-    t = builder.new_input(_aval(arr), arr if builder.eager else None)
+    arr = np.asarray(leaf)
+    t = builder.new_input(aval_of(arr), arr if builder.eager else None)
     t.weak = type(leaf) in (int, float)
     return t
-
-
-def _aval(arr):
-    from .ir import Aval
-    return Aval(arr.shape, arr.dtype)
 
 
 def unwrap_output(o, where: str):
