@@ -26,7 +26,7 @@ def compile_ir(ir, check_finite: bool = False):
     raises `AnomalyError` for the first equation (in IR order) that produced NaN or Inf.
     """
     from . import build, fallback
-    from .control import UnsupportedControlFlow
+    from .control import UnsupportedControlFlow, check_run_time_sizes
     from .emit import generate
     from .fuse import Plan
 
@@ -34,11 +34,12 @@ def compile_ir(ir, check_finite: bool = False):
     if odd:
         return fallback.interpreted(ir, check_finite, "Numba has no " +
                                     ", ".join(sorted(d.name for d in odd)) + " type")
-    plan = Plan(ir, check_finite)
     try:
-        gen = generate(plan)
+        check_run_time_sizes(ir)
     except UnsupportedControlFlow as e:
         return fallback.interpreted(ir, check_finite, str(e))
+    plan = Plan(ir, check_finite)
+    gen = generate(plan)
     gen.eqns = plan.eqns
     mod, from_disk, path = build.compile_kernel(gen)
     consts = tuple(build.flat_const(c, v.aval) for v, c in ir.consts)

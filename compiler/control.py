@@ -11,15 +11,42 @@ is the first bad equation as eager mode meets it.
 """
 from __future__ import annotations
 
-from tracegrad.ir import Lit, Var
+from tracegrad.ir import IR, Lit, Var, format_src
 
 from . import layout, loops
 from .lowering import LOWERINGS, Block
 
 
 class UnsupportedControlFlow(NotImplementedError):
-    """A construct whose buffers would need run-time sizes: `compile_ir` runs such IRs with the
-    NumPy impls instead (see fallback.py)."""
+    """A run-time-sized value used where the compiler cannot size it (see check_run_time_sizes):
+    `compile_ir` runs such IRs with the NumPy impls instead (see fallback.py)."""
+
+
+def check_run_time_sizes(ir):
+    """Raise UnsupportedControlFlow unless every value with a run-time length (aval (-1, ...))
+    goes straight from the loop that saved it into the xs of a dynamic-length scan: the only
+    places the compiler sizes buffers at run time."""
+    def bad(v, what):
+        return UnsupportedControlFlow(f"a value of run-time length ({v.aval}) {what}")
+
+    def visit(ir):
+        for v in ir.inputs + tuple(v for v, _ in ir.consts):
+            if layout.run_time_sized(v.aval):
+                raise bad(v, "is an input")
+        for e in ir.eqns:
+            first_x = (1 + e.params["n_consts"] + e.params["n_carry"]
+                       if e.prim.name == "scan" and e.params["length"] is None else len(e.inputs))
+            for j, a in enumerate(e.inputs):
+                if isinstance(a, Var) and layout.run_time_sized(a.aval) and j < first_x:
+                    raise bad(a, f"is an operand of {e.prim.name} at {e.src}")
+            for p in e.params.values():
+                for sub in (p if isinstance(p, tuple) else (p,)):
+                    if isinstance(sub, IR):
+                        visit(sub)
+        for a in ir.outputs:
+            if isinstance(a, Var) and layout.run_time_sized(a.aval):
+                raise bad(a, "is an output")
+    visit(ir)
 
 
 def _key_frame(ctx, i):
@@ -163,12 +190,11 @@ def _scan(ctx, eqn):
     accs = _operand_accesses(ctx, eqn)
     trips = L
     if L is None:
-        # a run-time trip count: fine for carries; stacked xs/ys would need run-time sizes
-        if len(eqn.inputs) > 1 + nc + nk or len(eqn.outs) > nk:
-            raise UnsupportedControlFlow(
-                f"scan with a run-time trip count and stacked inputs or outputs (fori_loop with "
-                f"traced bounds under reverse mode, or the backward of a while_loop) at {eqn.src}")
         trips, accs = ctx.scalar_of(accs[0]), accs[1:]
+        if not trips.isidentifier():         # (a buffer element: read it once)
+            n = ctx.fresh("n")
+            ctx.line(f"{n} = {trips}")
+            trips = n
     b_i, b_consts = body.inputs[0], body.inputs[1:1 + nc]
     b_carry, b_xs = body.inputs[1 + nc:1 + nc + nk], body.inputs[1 + nc + nk:]
     carry_outs, ys_outs = eqn.outs[:nk], eqn.outs[nk:]
@@ -177,7 +203,9 @@ def _scan(ctx, eqn):
         _bind(ctx, acc, v)
     _carries(ctx, accs[nc:nc + nk], b_carry, carry_outs)
     xs = [ctx.flat(acc) for acc in accs[nc + nk:]]
-    ys = [ctx.place(o) for o in ys_outs]
+    if L is None:
+        _check_rows(ctx, trips, accs[nc + nk:], xs)
+    ys = [ctx.place(o) if L is not None else ctx.grow(o, trips) for o in ys_outs]
     if L is None or L > 0:
         it = ctx.fresh("it")
         last = L - 1 if L is not None else f"{trips} - 1"
@@ -213,6 +241,22 @@ def _scan(ctx, eqn):
             ctx.line(f"{ctx.sname(o)} = {ctx.sname(v)}")
 
 
+def _check_rows(ctx, trips, accs, xs):
+    """A run-time trip count must not run past the rows of the stacked inputs (as the impl)."""
+    short = []
+    for acc, (base, off, _) in zip(accs, xs):
+        rows, row = acc.shape[0], layout.size_of(acc.shape[1:])
+        if rows != -1:
+            short.append(f"{trips} > {rows}")
+        elif row:
+            short.append(f"{trips} * {row} > {base}.size - {off}" if off != 0 else
+                         f"{trips} * {row} > {base}.size")
+    if short:
+        ctx.line(f"if {' or '.join(short)}:")
+        where = format_src(ctx.plan.eqns[ctx.eqn].src)
+        ctx.line(f"    raise ValueError({f'scan at {where}: an xs operand has fewer rows than the trip count'!r})")
+
+
 def _row(var):
     """A stand-in with the aval of one row of stacked output `var`."""
     from tracegrad.ir import Aval
@@ -225,11 +269,9 @@ def _while(ctx, eqn):
     p = eqn.params
     cond, body = p["cond"], p["body"]
     ncc, nbc = p["n_cond_consts"], p["n_body_consts"]
-    if p["record"]:
-        raise UnsupportedControlFlow(
-            f"reverse mode through a while_loop (its per-iteration residuals have a run-time "
-            f"length) at {eqn.src}")
     i_eqn = ctx.eqn
+    nk = len(eqn.inputs) - ncc - nbc
+    carry_outs = eqn.outs[:nk]
     accs = _operand_accesses(ctx, eqn)
     c_consts, c_carry = cond.inputs[:ncc], cond.inputs[ncc:]
     b_consts, b_carry = body.inputs[:nbc], body.inputs[nbc:]
@@ -239,7 +281,14 @@ def _while(ctx, eqn):
         _bind(ctx, acc, v)
     for acc, v in zip(accs[ncc:ncc + nbc], b_consts):
         _bind(ctx, acc, v)
-    _carries(ctx, accs[ncc + nbc:], b_carry, eqn.outs)
+    _carries(ctx, accs[ncc + nbc:], b_carry, carry_outs)
+    if p["record"]:
+        # the trip count, and one growable buffer per saved residual (16 rows to start)
+        count, ys_outs = eqn.outs[nk], eqn.outs[nk + 1:]
+        trips = ctx.sname(count)
+        ctx.line(f"{trips} = 0")
+        for o in ys_outs:
+            ctx.grow(o, f"{trips} + 16")
     for cv, bv in zip(c_carry, b_carry):
         if cv.aval.shape != ():
             ctx.storage[cv] = ctx.loc(bv)
@@ -256,13 +305,25 @@ def _while(ctx, eqn):
     ctx.line(f"if not {ctx.scalar_of(pacc)}:")
     ctx.line("    break")
     _release_body(ctx, csub)
+    body_ys, y_slots = body.outputs[nk:], []
+    if p["record"]:
+        taken = set(a for a in body.outputs[:nk] if isinstance(a, Var))
+        for a, o in zip(body_ys, ys_outs):
+            base, _ = ctx.grow(o, f"{trips} + 1")
+            size = layout.size_of(o.aval.shape[1:])
+            y_slots.append((base, f"{trips} * {size}" if size != 1 else trips))
+            _preassign(ctx, body, a, y_slots[-1], taken)
     sub = _emit_body(ctx, body, i_eqn)
     ctx.eqn = i_eqn
-    _update_carries(ctx, sub, body.outputs, b_carry)
+    for a, slot, o in zip(body_ys, y_slots, ys_outs if p["record"] else ()):
+        _store(ctx, sub, a, _row(o), slot)
+    _update_carries(ctx, sub, body.outputs[:nk], b_carry)
     _release_body(ctx, sub)
+    if p["record"]:
+        ctx.line(f"{trips} += 1")
     _stop_if_anomaly(ctx)
     ctx.indent -= 1
-    for v, o in zip(b_carry, eqn.outs):
+    for v, o in zip(b_carry, carry_outs):
         if o.aval.shape == ():
             ctx.line(f"{ctx.sname(o)} = {ctx.sname(v)}")
 

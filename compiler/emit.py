@@ -171,10 +171,26 @@ class Emitter:
         """Storage for value v: its output array if it has one, else a workspace slot."""
         if v in self.storage:
             return self.storage[v]
+        if layout.run_time_sized(v.aval):
+            raise AssertionError(f"internal error: {self.name(v)} ({v.aval}) needs a grown buffer")
         dt = v.aval.dtype
         off = self.ws.alloc(dt, v.aval.size)
         self.storage[v] = (workspace_name(dt), off)
         self.comment(f"{self.bname(v)}: {v.aval} at {workspace_name(dt)}[{off}:{off + v.aval.size}]")
+        return self.storage[v]
+
+    def grow(self, v, rows) -> tuple:
+        """Storage for `v`, whose leading dimension is known only at run time (aval (-1, ...)),
+        holding at least `rows` rows (a run-time text). It is a kernel-local array, not a
+        workspace slot: the first call allocates it, later calls grow it by doubling."""
+        dt = v.aval.dtype
+        self.ws.top.setdefault(dt, 0)        # `W[:0]` below names a (possibly empty) workspace
+        old = self.storage[v][0] if v in self.storage else f"{workspace_name(dt)}[:0]"
+        row = layout.size_of(v.aval.shape[1:])
+        need = rows if row == 1 else f"({rows}) * {row}"
+        name = self.bname(v)
+        self.line(f"{name} = grow_buffer({old}, {need})")
+        self.storage[v] = (name, 0)
         return self.storage[v]
 
     def temp_value(self, shape, dtype) -> Var:
@@ -383,7 +399,8 @@ class Emitter:
         for v in e.outs:
             if v.aval.shape == () and v in self.storage:   # (else the rule set the local itself)
                 self.line(f"{self.sname(v)} = {self.ref(v, '0')}")
-            if plan.check_finite and v.aval.is_float:
+            if plan.check_finite and v.aval.is_float and not layout.run_time_sized(v.aval):
+                # (run-time-sized values are loop outputs the loop body already checked)
                 if v.aval.shape == ():
                     self.line(loops.check_line(self, self.sname(v), i))
                 else:

@@ -181,8 +181,19 @@ def floordiv_f(a, b):
     return np.copysign(zero, a / b)
 
 
+@njit(**_OPTS)
+def grow_buffer(buf, need):
+    """`buf` if it holds `need` elements, else a copy at least twice as large: a buffer whose
+    length is known only at run time (a while_loop's saved residuals) grows in amortised O(1)."""
+    if need <= buf.size:
+        return buf
+    new = np.empty(max(need, 2 * buf.size), buf.dtype)
+    new[:buf.size] = buf
+    return new
+
+
 HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow",
-           "floordiv_f")
+           "floordiv_f", "grow_buffer")
 
 
 def _guard_caches():

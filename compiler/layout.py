@@ -19,6 +19,11 @@ def c_strides(shape) -> tuple:
     return tuple(reversed(strides))
 
 
+def run_time_sized(aval) -> bool:
+    """A leading dimension of -1: a length known only at run time (a loop's saved residuals)."""
+    return bool(aval.shape) and aval.shape[0] == -1
+
+
 def size_of(shape) -> int:
     n = 1
     for d in shape:

@@ -2,6 +2,8 @@
 mode, which runs the same bodies with the impls), plus anomalies inside bodies."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -124,16 +126,107 @@ def test_anomaly_inside_a_loop_body_matches_eager():
         ("log", "forward", f"{__file__}:{f.__code__.co_firstlineno + 2}")
 
 
-def test_run_time_sized_buffers_fall_back_to_numpy():
+def test_anomaly_in_the_backward_of_a_while_loop_matches_eager():
     def f(x):
-        return np.sum(tg.while_loop(lambda s: np.sum(s) < 10.0, lambda s: s * 2.0, x))
+        s = tg.while_loop(lambda s: np.sum(s) < 4.0,
+                          lambda s: s * 1.2 + np.sqrt(s - 0.5),   # d/ds at s = 0.5 is inf
+                          x)
+        return np.sum(s)
 
-    x = np.array([1.0, 2.0])
-    agree(tg.jit(f), x)                                # compiled: a plain while loop
-    assert "while True:" in tg.jit(f).source(x)
-    g = agree(tg.grad(f), x)                           # reverse mode saves run-time-length residuals
-    np.testing.assert_allclose(g, [4.0, 4.0])
-    assert tg.grad(f).source(x).startswith("# not compiled (reverse mode through a while_loop")
+    x = np.array([0.5, 0.7])
+    errs = []
+    for eager in (False, True):
+        with pytest.raises(tg.AnomalyError) as info, tg.detect_anomaly(), np.errstate(all="ignore"):
+            if eager:
+                with tg.eager():
+                    tg.grad(f)(x)
+            else:
+                tg.grad(f)(x)
+        errs.append(info.value)
+    c, e = errs
+    assert not tg.grad(f).source(x).startswith("# not compiled")
+    assert (c.primitive, c.phase, c.source) == (e.primitive, e.phase, e.source)
+    assert c.phase == "backward" and c.source == f"{__file__}:{f.__code__.co_firstlineno + 2}"
+
+
+def grow_until(x, limit):
+    """A while_loop whose trip count depends on the values (0 to ~80 trips here)."""
+    s = tg.while_loop(lambda s: np.sum(s) < limit, lambda s: s * 1.1 + 0.05 * np.sin(s), x)
+    return np.sum(s ** 2)
+
+
+def test_reverse_mode_through_while_loop_compiles_with_growing_buffers():
+    x = np.array([0.3, 0.4])
+    g = tg.grad(grow_until)
+    for limit in (0.1, 1.0, 1e3):          # 0 trips, a few, and ~75 (the 16-row buffers grow)
+        agree(g, x, limit)
+    src = g.source(x, 1e3)
+    assert not src.startswith("# not compiled")
+    assert "while True:" in src and "grow_buffer(" in src
+    assert re.search(r"for it\d+ in range\(\w+ - 1, -1, -1\):", src)   # the backward loop
+    # the trip count depends on x: central differences of the compiled forward, away from a jump
+    f, eps = tg.jit(grow_until), 1e-6
+    fd = [(f(x + eps * e, 1e3) - f(x - eps * e, 1e3)) / (2 * eps) for e in np.eye(2)]
+    np.testing.assert_allclose(g(x, 1e3), fd, rtol=1e-6)
+
+
+def test_second_order_through_while_loop_and_traced_fori_loop_compiled():
+    def traced(x, n):
+        return np.sum(tg.fori_loop(0, n, lambda i, c: c * 1.05 + np.sin(c), x) ** 2)
+
+    x = np.array([0.3, 0.4])
+    h = agree(tg.hessian(grow_until), x, 5.0)
+    g = tg.jit(tg.grad(grow_until))
+    eps = 1e-5
+    fd = np.stack([(g(x + eps * e, 5.0) - g(x - eps * e, 5.0)) / (2 * eps) for e in np.eye(2)])
+    np.testing.assert_allclose(h, fd, rtol=1e-6)
+    hess = tg.hessian(traced)
+    for n in (0, 1, 30):                   # a run-time trip count: ys sized when the loop starts
+        agree(hess, x, np.int64(n))
+    assert "grow_buffer(" in hess.source(x, np.int64(3))
+
+
+def test_while_loop_in_a_loop_body_under_reverse_mode():
+    # the outer body is recomputed in the backward loop, so the inner residuals live per iteration
+    def f(x):
+        def body(i, c):
+            c = tg.while_loop(lambda s: np.sum(s) < 3.0 * (i + 1), lambda s: s * 1.3 + 0.01, c)
+            return np.sin(c) + c
+        return np.sum(tg.fori_loop(0, 3, body, x) ** 2)
+
+    agree(tg.grad(f), np.array([0.2, 0.5]))
+
+
+def test_dynamic_length_scan_checks_its_rows():
+    from tracegrad.control_flow import scan_p
+    from tracegrad.trace import bind
+    body = tg.make_ir(lambda i, c, x: (c + x, c * x))(np.int64(0), np.ones(2), np.ones(2))
+
+    def f(n, c0, xs):       # a scan whose trip count is read at run time, over 3 rows of xs
+        return bind(scan_p, n, c0, xs, body=body, length=None, reverse=False, n_consts=0,
+                    n_carry=1, saved=0)[0]
+
+    xs = np.arange(6.0).reshape(3, 2)
+    agree(tg.jit(f), np.int64(3), np.ones(2), xs)
+    with pytest.raises(ValueError, match=r"scan at test_compiler_control.py:\d+: an xs operand has "
+                                         r"fewer rows than the trip count"):
+        tg.jit(f)(np.int64(4), np.ones(2), xs)
+
+
+def test_run_time_sized_values_outside_loops_run_with_numpy():
+    # a residual buffer returned to the caller cannot be sized by the runner: the IR runs with
+    # the NumPy impls, and says so
+    import compiler
+    from tracegrad.ir import IR
+    x = np.array([0.3, 0.4])
+    ir = tg.make_ir(tg.grad(grow_until))(x, 1.0)
+    loop = next(e for e in ir.eqns if e.prim.name == "while")
+    leaky = IR(ir.inputs, ir.consts, ir.eqns, ir.outputs + (loop.outs[-1],))
+    run = compiler.compile_ir(leaky)
+    assert run.source.startswith("# not compiled (a value of run-time length (f64[-1,2]) is an output")
+    grad, saved = run(x, 1.0)
+    np.testing.assert_allclose(grad, tg.grad(grow_until)(x, 1.0))
+    assert saved.shape[1] == 2 and saved.shape[0] > 0
 
 
 def test_traced_trip_count():
