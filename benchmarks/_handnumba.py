@@ -98,9 +98,43 @@ def pendulum_grad(p, x0, v0, steps, dt):
             x, v = xs[t, j], vs[t, j]
             xs[t + 1, j] = x + dt * v
             vs[t + 1, j] = v + dt * (-k * np.sin(x) - c * v)
+    return _pendulum_adjoint(xs, vs, steps, k, c, dt)
+
+
+@jit
+def pendulum_while_grad(p, x0, v0, dt, e_stop, max_steps):
+    """`pendulum_grad`, stepping while the energy sum(v^2/2 + k (1 - cos x)) exceeds `e_stop`
+    (at most `max_steps`): the trajectory goes into arrays doubled as the loop needs rows."""
+    k, c = p[0], p[1]
+    n = x0.shape[0]
+    xs = np.empty((64, n))
+    vs = np.empty((64, n))
+    xs[0], vs[0] = x0, v0
+    steps = 0
+    while steps < max_steps:
+        energy = 0.0
+        for j in range(n):
+            energy += 0.5 * vs[steps, j] ** 2 + k * (1.0 - np.cos(xs[steps, j]))
+        if energy <= e_stop:
+            break
+        if steps + 1 == xs.shape[0]:
+            bigger_x, bigger_v = np.empty((2 * xs.shape[0], n)), np.empty((2 * xs.shape[0], n))
+            bigger_x[:xs.shape[0]], bigger_v[:xs.shape[0]] = xs, vs
+            xs, vs = bigger_x, bigger_v
+        for j in range(n):
+            x, v = xs[steps, j], vs[steps, j]
+            xs[steps + 1, j] = x + dt * v
+            vs[steps + 1, j] = v + dt * (-k * np.sin(x) - c * v)
+        steps += 1
+    return _pendulum_adjoint(xs, vs, steps, k, c, dt)
+
+
+@jit
+def _pendulum_adjoint(xs, vs, steps, k, c, dt):
+    """The gradient w.r.t. (k, c) from the stored trajectory xs[:steps + 1], vs[:steps + 1]."""
     gk = 0.0
     gc = 0.0
-    for j in range(n):
+    for j in range(xs.shape[1]):
         lx = 2.0 * (xs[steps, j] - 0.5)     # adjoint of x_{t+1}
         lv = 0.0                             # adjoint of v_{t+1}
         for t in range(steps - 1, -1, -1):

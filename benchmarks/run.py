@@ -5,7 +5,8 @@
     python benchmarks/run.py --only chain,dispatch --no-peers
     python benchmarks/run.py --json /tmp/out.json --backend interpret
 
-Workloads (see the README beside this file): small_mlp, mnist_mlp, chain, pendulum, dispatch, compile.
+Workloads (see the README beside this file): small_mlp, mnist_mlp, chain, pendulum, pendulum_while,
+dispatch, compile.
 Peers: a hand-written Numba version (always, Numba is a dependency of tracegrad), JAX `jit` and
 PyTorch eager when they are installed (`pip install -e .[bench]`).
 """
@@ -29,10 +30,11 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-WORKLOADS = ("small_mlp", "mnist_mlp", "chain", "pendulum", "dispatch", "compile")
+WORKLOADS = ("small_mlp", "mnist_mlp", "chain", "pendulum", "pendulum_while", "dispatch", "compile")
 PEERS = ("handnumba", "jax", "torch")
 LR = 0.01                 # SGD learning rate of the MLP steps
 STEPS, DT = 500, 0.01     # pendulum: explicit-Euler steps and step size
+E_STOP, MAX_STEPS = 12.0, 2000   # pendulum_while: step until the energy drops below E_STOP (480 steps)
 
 
 class NotAvailable(Exception):
@@ -59,7 +61,7 @@ def make_data(workload):
         return P, X, Y
     if workload == "chain":
         return rng.standard_normal(1_000_000)
-    if workload == "pendulum":
+    if workload in ("pendulum", "pendulum_while"):
         return np.array([1.3, 0.2]), rng.standard_normal(64), np.zeros(64)
     if workload == "dispatch":
         return rng.standard_normal(10)
@@ -92,15 +94,16 @@ def reference(workload):
         s, c, e = np.sin(x), np.cos(x), np.exp(-x * x)
         t = np.tanh(s * e)
         return [(1 - t * t) * e * (c - 2 * x * s) + 2 * x / (1 + x * x)]
-    if workload == "pendulum":
+    if workload in ("pendulum", "pendulum_while"):
         (k, c), x, v = d
         xs, vs = [x], [v]
-        for _ in range(STEPS):
+        while (len(xs) <= STEPS if workload == "pendulum" else
+               np.sum(0.5 * v * v + k * (1 - np.cos(x))) > E_STOP and len(xs) <= MAX_STEPS):
             x, v = x + DT * v, v + DT * (-k * np.sin(x) - c * v)
             xs.append(x)
             vs.append(v)
         lx, lv, gk, gc = 2 * (xs[-1] - 0.5), np.zeros_like(x), 0.0, 0.0
-        for t in range(STEPS - 1, -1, -1):
+        for t in range(len(xs) - 2, -1, -1):
             la = DT * lv
             gk -= np.sum(la * np.sin(xs[t]))
             gc -= np.sum(la * vs[t])
@@ -167,6 +170,25 @@ def tracegrad_impl(workload):
             return np.sum((x - 0.5) ** 2)
         g = tg.jit(tg.grad(loss))
         return lambda: g(p, x0, v0)
+    if workload == "pendulum_while":
+        p, x0, v0 = make_data(workload)
+
+        def loss(p, x0, v0):
+            k, c = p[0], p[1]
+
+            def running(state):
+                i, x, v = state
+                energy = np.sum(0.5 * v * v + k * (1 - np.cos(x)))
+                return (energy > E_STOP) & (i < MAX_STEPS)
+
+            def body(state):
+                i, x, v = state
+                a = -k * np.sin(x) - c * v
+                return i + 1, x + DT * v, v + DT * a
+            _, x, _ = tg.while_loop(running, body, (0, x0, v0))
+            return np.sum((x - 0.5) ** 2)
+        g = tg.jit(tg.grad(loss))
+        return lambda: g(p, x0, v0)
     if workload == "dispatch":
         x = make_data(workload)
         g = tg.jit(tg.grad(lambda x: np.sum(np.sin(x) * x)))
@@ -211,6 +233,9 @@ def handnumba_impl(workload):
     if workload == "pendulum":
         p, x0, v0 = d
         return lambda: hn.pendulum_grad(p, x0, v0, STEPS, DT)
+    if workload == "pendulum_while":
+        p, x0, v0 = d
+        return lambda: hn.pendulum_while_grad(p, x0, v0, DT, E_STOP, MAX_STEPS)
     if workload == "dispatch":
         return lambda: hn.dispatch_grad(d)
     raise ValueError(workload)
@@ -258,6 +283,27 @@ def jax_impl(workload):
             return jnp.sum((x - 0.5) ** 2)
         g = jax.jit(jax.grad(loss))
         return lambda: ready(g(p))
+    if workload == "pendulum_while":
+        p, x0, v0 = (jnp.asarray(a) for a in d)
+
+        def loss(p):
+            k, c = p[0], p[1]
+
+            def running(state):
+                i, x, v = state
+                return (jnp.sum(0.5 * v * v + k * (1 - jnp.cos(x))) > E_STOP) & (i < MAX_STEPS)
+
+            def body(state):
+                i, x, v = state
+                return i + 1, x + DT * v, v + DT * (-k * jnp.sin(x) - c * v)
+            _, x, _ = jax.lax.while_loop(running, body, (0, x0, v0))
+            return jnp.sum((x - 0.5) ** 2)
+        g = jax.jit(jax.grad(loss))
+        try:
+            g(p)
+        except ValueError as e:      # JAX has no reverse mode through while_loop
+            raise NotAvailable("n/a (no VJP of while_loop)") from e
+        return lambda: ready(g(p))
     if workload == "dispatch":
         x = jnp.asarray(d)
         g = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(x) * x)))
@@ -303,6 +349,17 @@ def torch_impl(workload):
             x, v = x0, v0
             for _ in range(STEPS):
                 x, v = x + DT * v, v + DT * (-k * torch.sin(x) - c * v)
+            return torch.autograd.grad(torch.sum((x - 0.5) ** 2), p)[0]
+        return g
+    if workload == "pendulum_while":
+        p, x0, v0 = d
+        p, x0, v0 = torch.tensor(p, requires_grad=True), torch.tensor(x0), torch.tensor(v0)
+
+        def g():
+            k, c = p[0], p[1]
+            x, v, i = x0, v0, 0
+            while float(torch.sum(0.5 * v * v + k * (1 - torch.cos(x)))) > E_STOP and i < MAX_STEPS:
+                x, v, i = x + DT * v, v + DT * (-k * torch.sin(x) - c * v), i + 1
             return torch.autograd.grad(torch.sum((x - 0.5) ** 2), p)[0]
         return g
     if workload == "dispatch":
