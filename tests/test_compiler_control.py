@@ -2,6 +2,7 @@
 mode, which runs the same bodies with the impls), plus anomalies inside bodies."""
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -104,6 +105,17 @@ def test_checkpoint_inside_a_loop():
     agree(tg.grad(f), w)
 
 
+def compiled_and_eager_anomalies(fn, *args):
+    """The AnomalyError of fn(*args) under detect_anomaly: compiled, then in eager mode."""
+    errs = []
+    for mode in (contextlib.nullcontext, tg.eager):
+        with pytest.raises(tg.AnomalyError) as info, tg.detect_anomaly(), np.errstate(all="ignore"):
+            with mode():
+                fn(*args)
+        errs.append(info.value)
+    return errs
+
+
 def test_anomaly_inside_a_loop_body_matches_eager():
     def f(x):
         def body(i, s):
@@ -111,17 +123,7 @@ def test_anomaly_inside_a_loop_body_matches_eager():
 
         return np.sum(tg.fori_loop(0, 10, body, x))
 
-    x = np.array([3.0, 5.0])
-    errs = []
-    for eager in (False, True):
-        with pytest.raises(tg.AnomalyError) as info, tg.detect_anomaly(), np.errstate(all="ignore"):
-            if eager:
-                with tg.eager():
-                    tg.jit(f)(x)
-            else:
-                tg.jit(f)(x)
-        errs.append(info.value)
-    c, e = errs
+    c, e = compiled_and_eager_anomalies(tg.jit(f), np.array([3.0, 5.0]))
     assert (c.primitive, c.phase, c.source) == (e.primitive, e.phase, e.source) == \
         ("log", "forward", f"{__file__}:{f.__code__.co_firstlineno + 2}")
 
@@ -134,16 +136,7 @@ def test_anomaly_in_the_backward_of_a_while_loop_matches_eager():
         return np.sum(s)
 
     x = np.array([0.5, 0.7])
-    errs = []
-    for eager in (False, True):
-        with pytest.raises(tg.AnomalyError) as info, tg.detect_anomaly(), np.errstate(all="ignore"):
-            if eager:
-                with tg.eager():
-                    tg.grad(f)(x)
-            else:
-                tg.grad(f)(x)
-        errs.append(info.value)
-    c, e = errs
+    c, e = compiled_and_eager_anomalies(tg.grad(f), x)
     assert not tg.grad(f).source(x).startswith("# not compiled")
     assert (c.primitive, c.phase, c.source) == (e.primitive, e.phase, e.source)
     assert c.phase == "backward" and c.source == f"{__file__}:{f.__code__.co_firstlineno + 2}"
