@@ -38,7 +38,7 @@ def check_run_time_sizes(ir):
                        if e.prim.name == "scan" and e.params["length"] is None else len(e.inputs))
             for j, a in enumerate(e.inputs):
                 if isinstance(a, Var) and layout.run_time_sized(a.aval) and j < first_x:
-                    raise bad(a, f"is an operand of {e.prim.name} at {e.src}")
+                    raise bad(a, f"is an operand of {e.prim.name} at {format_src(e.src)}")
             for p in e.params.values():
                 for sub in (p if isinstance(p, tuple) else (p,)):
                     if isinstance(sub, IR):
