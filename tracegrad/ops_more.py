@@ -97,21 +97,22 @@ def put_along_axis_add(base, idx, values, axis):
 
 # ---------------------------------------------------------------- scans and sorting
 
+def _keep_along(x, axis, start, stop, zeros_before, zeros_after):
+    """x[start:stop] along `axis`, with zeros padded before and after it along that axis."""
+    shape = ops.shape_of(x)
+    lo, hi = [0] * len(shape), list(shape)
+    lo[axis], hi[axis] = start, stop
+    config = [(0, 0, 0)] * len(shape)
+    config[axis] = (zeros_before, zeros_after, 0)
+    return ops.pad(ops.slice_(x, lo, hi), 0, config)
+
+
 def shift(x, axis, reverse=False):
     """x moved one step along `axis` with a zero entering: y[k] = x[k-1] (x[k+1] if reverse)."""
-    shape = ops.shape_of(x)
-    n = shape[axis]
+    n = ops.shape_of(x)[axis]
     if n == 0:
         return x
-    start, limit = [0] * len(shape), list(shape)
-    config = [(0, 0, 0)] * len(shape)
-    if reverse:
-        start[axis] = 1
-        config[axis] = (0, 1, 0)
-    else:
-        limit[axis] = n - 1
-        config[axis] = (1, 0, 0)
-    return ops.pad(ops.slice_(x, start, limit), 0, config)
+    return _keep_along(x, axis, 1, n, 0, 1) if reverse else _keep_along(x, axis, 0, n - 1, 1, 0)
 
 
 def linear_recurrence(a, b, axis, reverse=False):
@@ -126,20 +127,11 @@ def cumsum(x, axis, reverse=False):
 
 
 def cumprod(x, axis, reverse=False):
-    shape = ops.shape_of(x)
-    n = shape[axis]
+    n = ops.shape_of(x)[axis]
     if n == 0:
         return x
     # b keeps only the first visited element: out[0] = x[0], out[k] = x[k] * out[k-1]
-    start, limit = [0] * len(shape), list(shape)
-    config = [(0, 0, 0)] * len(shape)
-    if reverse:
-        start[axis] = n - 1
-        config[axis] = (n - 1, 0, 0)
-    else:
-        limit[axis] = 1
-        config[axis] = (0, n - 1, 0)
-    b = ops.pad(ops.slice_(x, start, limit), 0, config)
+    b = _keep_along(x, axis, n - 1, n, n - 1, 0) if reverse else _keep_along(x, axis, 0, 1, 0, n - 1)
     return linear_recurrence(x, b, axis, reverse)
 
 
