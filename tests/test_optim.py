@@ -135,18 +135,23 @@ def loss(params, x, y):
     return np.mean((pred - y) ** 2)
 
 
+def jitted_step(opt):
+    """One compiled training step: loss, gradient and `opt`'s update."""
+    @tg.jit
+    def train_step(params, state, x, y):
+        value, grads = tg.value_and_grad(loss)(params, x, y)
+        params, state = opt.update(grads, state, params)
+        return params, state, value
+    return train_step
+
+
 @pytest.mark.parametrize("opt", [optim.sgd(0.1), optim.momentum(0.05), optim.adam(0.1)],
                          ids=["sgd", "momentum", "adam"])
 def test_whole_training_step_traces_into_one_function(opt):
     x, y = _data()
     params = {"w": np.zeros(3, np.float32), "b": np.float32(0.0)}
 
-    @tg.jit
-    def train_step(params, state, x, y):
-        value, grads = tg.value_and_grad(loss)(params, x, y)
-        params, state = opt.update(grads, state, params)
-        return params, state, value
-
+    train_step = jitted_step(opt)
     state = opt.init(params)
     eager_params, eager_state = params, state
     losses = []
@@ -202,12 +207,7 @@ def test_compiled_training_step_matches_eager():
     opt = optim.adam(0.1)
     params = {"w": np.zeros(3, np.float32), "b": np.float32(0.0)}
 
-    @tg.jit
-    def train_step(params, state, x, y):
-        value, grads = tg.value_and_grad(loss)(params, x, y)
-        params, state = opt.update(grads, state, params)
-        return params, state, value
-
+    train_step = jitted_step(opt)
     state = opt.init(params)
     p_e, s_e = params, state
     for _ in range(3):
