@@ -178,7 +178,7 @@ class Plan:
         last_effect = None
         for i in nodes:
             deps = self._deps(i)
-            if getattr(self.eqns[i].prim, "effectful", False):
+            if self.eqns[i].prim.effectful:
                 if last_effect is not None:
                     deps.append((last_effect, False))
                 last_effect = i

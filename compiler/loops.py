@@ -17,9 +17,6 @@ from .lowering import Reduction, View, np_type
 # a 200k-element `p - lr * g` update (memory bound) gains nothing, and parallel=True adds ~1 s of
 # compile time, so cheap loops stay serial.
 PARALLEL_MIN_WORK = 2_000_000
-# per-point cost of one equation (transcendental calls dominate; arithmetic is ~1)
-_COSTLY = {"exp", "expm1", "log", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh",
-           "cosh", "tanh", "asinh", "acosh", "atanh", "erf", "pow", "atan2", "cbrt", "rem"}
 
 
 class Nest:
@@ -143,7 +140,7 @@ def emit_group(em, plan, group):
     n_reads, store_pat = len(reads), pats[-1]
 
     # ---- parallel or not, and where each reduction accumulates
-    cost = sum(20 if eqns[i].prim.name in _COSTLY else 1 for i in group.members)
+    cost = sum(eqns[i].prim.loop_cost for i in group.members)
     parallel = (not plan.check_finite and len(shape) > 0
                 and layout.size_of(S) * cost >= PARALLEL_MIN_WORK)
     red_info = []

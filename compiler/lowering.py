@@ -89,7 +89,7 @@ def lowering(prim):
     rule = LOWERINGS.get(prim)
     if rule is None:
         hint = ""
-        if getattr(prim, "inline_before_compile", False):
+        if prim.inline_before_compile:
             hint = " (it is meant to be inlined first: tracegrad.passes.inline_calls)"
         raise MissingRuleError(f"primitive '{prim.name}' has no Numba lowering{hint}; add one to "
                                f"compiler/lowering.py (LOWERINGS)")

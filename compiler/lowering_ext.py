@@ -1,4 +1,4 @@
-"""Lowerings of the extended primitives (spec: the docstring of tracegrad/primitives_ext.py).
+"""Lowerings of the extended primitives (semantics: docs/primitives.md).
 
 gather, scatter and linear_recurrence are emitted as loops (their index arithmetic is static);
 sort, lu, triangular_solve and cholesky call the cached helpers in `kernels.py`; eigh and svd call

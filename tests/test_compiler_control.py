@@ -191,7 +191,7 @@ def test_while_loop_in_a_loop_body_under_reverse_mode():
 
 
 def test_dynamic_length_scan_checks_its_rows():
-    from tracegrad.control_flow import scan_p
+    from tracegrad.primitives import scan_p
     from tracegrad.trace import bind
     body = tg.make_ir(lambda i, c, x: (c + x, c * x))(np.int64(0), np.ones(2), np.ones(2))
 

@@ -589,7 +589,7 @@ def test_primitives_are_registered_with_every_rule():
         assert p in impl_rules and p in shape_rules and p in vjp_rules and p in jvp_rules
     assert all_primitives["custom_vjp_call"].inline_before_compile is True
     assert all_primitives["custom_jvp_call"].inline_before_compile is True
-    assert not getattr(all_primitives["callback"], "inline_before_compile", False)
+    assert not all_primitives["callback"].inline_before_compile
 
 
 def test_inline_calls_handles_nesting_and_keeps_semantics():

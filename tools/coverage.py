@@ -79,7 +79,7 @@ def _primitives_of(fn, args, kwargs):
 
 def _lowered(name, lowerings):
     prim = P.all_primitives[name]
-    return name in lowerings or getattr(prim, "inline_before_compile", False)
+    return name in lowerings or prim.inline_before_compile
 
 
 def rows():
@@ -106,9 +106,9 @@ def rows():
             out.append((name, "?", "?", "?", "no probe traced it"))
             continue
         objs = [P.all_primitives[p] for p in sorted(prims)]
-        rev = all(p in P.vjp_rules or p in P.nondiff for p in objs)
-        fwd = all(p in P.jvp_rules or p in P.nondiff for p in objs)
-        nograd = bool(objs) and all(p in P.nondiff for p in objs)
+        rev = all(p in P.vjp_rules or not p.differentiable for p in objs)
+        fwd = all(p in P.jvp_rules or not p.differentiable for p in objs)
+        nograd = bool(objs) and all(not p.differentiable for p in objs)
         comp = all(_lowered(p.name, lowerings) for p in objs)
         mark = lambda ok: "no grad" if nograd else ("yes" if ok else "NO")
         out.append((name, mark(rev), mark(fwd), "yes" if comp else "NO",

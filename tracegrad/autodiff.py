@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import ops
 from .errors import MissingRuleError
 from .ir import Lit, Var
-from .primitives import jvp_rules, nondiff, vjp_rules
+from .primitives import jvp_rules, vjp_rules
 from .trace import source_scope
 
 
@@ -51,7 +51,7 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
         _accumulate(ct_env, var, ct)
     for e in reversed(eqns):
         cts = [ct_env.pop(v, None) for v in e.outs]
-        if all(c is None for c in cts) or e.prim in nondiff:
+        if all(c is None for c in cts) or not e.prim.differentiable:
             continue
         mask = tuple(isinstance(a, Var) and a in active for a in e.inputs)
         if not any(mask):
@@ -66,7 +66,7 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
         else:
             ct_arg, out = cts[0], env[e.outs[0]]
         with source_scope(e.src, e.src):
-            extra = {"active": mask} if getattr(e.prim, "vjp_needs_active", False) else {}
+            extra = {"active": mask} if e.prim.vjp_needs_active else {}
             in_cts = rule(ct_arg, *ins, out=out, **e.params, **extra)
             for a, c in zip(e.inputs, in_cts):
                 if isinstance(a, Var):
@@ -79,7 +79,7 @@ def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
     tan = dict(tangents)
     for e in eqns:
         ts = [tan.get(a) if isinstance(a, Var) else None for a in e.inputs]
-        if all(t is None for t in ts) or e.prim in nondiff:
+        if all(t is None for t in ts) or not e.prim.differentiable:
             continue
         rule = jvp_rules.get(e.prim)
         if rule is None:

@@ -7,73 +7,8 @@ array) become explicit extra operands of the equation, so sub-IRs are created wi
 captures, and tracing time does not depend on the trip count. Rules (impl, shape, VJP, JVP) live in
 `tracegrad/rules/control.py`, whose docstring explains how the derivatives are built.
 
-LOWERING SPEC (what compiler/ must generate; the NumPy impls in rules/control.py are the reference)
-=====================================================================================================
-General
-  * `i64[]` is an int64 scalar. A leading dimension of -1 in an aval means "length known only at run
-    time"; only `while` residual outputs and the reverse loops consuming them have it (user code
-    never sees such a value). Allocate those from the run-time count.
-  * A sub-IR is a value, like a function: the same IR object may be held by several equations (a
-    replayed equation keeps its params, e.g. a primal loop and its copy inside a JVP loop). Lower
-    each use in its own scope, or rename its variables per use. Different sub-IRs share no Var.
-  * Sub-IRs are created constant-free, but `passes.inline_calls` may give one constants when it
-    inlines a custom-derivative call inside a body: treat `ir.consts` of a sub-IR as extra arrays
-    passed in (hoist them to arguments).
-  * Carries keep their avals exactly (in = out). Bodies are pure; an effectful equation inside
-    (debug_print) must run once per iteration.
-  * The primitives are `ControlPrimitive`s: `foldable = False` (bind never runs them at trace time,
-    even on constant operands) and `vjp_needs_active = True` (backward_pass tells the VJP rule
-    which operands need a cotangent).
-
-cond[branches=(false_ir, true_ir)]      pred:bool[]  ops...   ->  outs...
-    Both branch IRs take `ops...` and return the same avals. Only `branches[int(pred)]` runs:
-        if pred: outs = <true_ir inlined on ops>   else: outs = <false_ir inlined on ops>
-
-scan[body, length, reverse, n_consts, n_carry, saved]
-        [n:i64[]]  consts...(n_consts)  init...(n_carry)  xs...   ->  carry...(n_carry)  ys...
-    body: (i:i64[], consts..., carry..., x...) -> (carry'..., y...)  with x_k = xs_k[i].
-    `length` is a static int, or None: then the first operand `n` (>= 0) is the trip count, read at
-    run time; xs then have a leading axis of at least n (declared -1 or static) and ys have avals
-    (-1, *y.shape), i.e. n rows. Otherwise xs have `length` rows and ys avals (length, *y.shape).
-        carry = init;  ys_k = np.empty((L,) + y_k.shape, y_k.dtype)
-        for i in range(L)   (if reverse: range(L - 1, -1, -1)):
-            carry', y = <body inlined on i, consts, carry, xs_k[i]>
-            carry = carry';  ys_k[i] = y_k          # i is the position in xs and ys, both ways
-        outputs: carry, ys
-    `saved` (informational): the last `saved` ys are residuals saved for reverse mode.
-    fori_loop(lo, hi) with static bounds: static length hi - lo, the body computes `lo + i`; with
-    traced bounds: length None, n = max(hi - lo, 0), lo is one of the consts.
-
-while[cond, body, n_cond_consts, n_body_consts, record, saved]
-        cconsts...  bconsts...  init...   ->  carry...                  (record=False)
-                                          ->  carry...  n:i64[]  ys...   (record=True)
-    cond: (cconsts..., carry...) -> bool[];  body: (bconsts..., carry...) -> (carry'..., y...)
-    (y only when record; then ys have avals (-1, *y.shape)).
-        carry = init;  n = 0;  buf_k = np.empty((cap,) + y_k.shape)   (cap e.g. 16)
-        while <cond inlined on cconsts, carry>:
-            carry', y = <body inlined on bconsts, carry>;  carry = carry'
-            if record:  (if n == cap: cap *= 2, grow every buf_k, copying)  buf_k[n] = y_k
-            n += 1
-        outputs: carry, and if record: n, buf_k[:n]
-    record=True only comes from reverse mode: the primal `while` is rewritten to count its trips
-    and save per-iteration residuals (the ys); the backward is a dynamic-length reverse `scan` with
-    n = that count and the buffers as its xs.
-
-checkpoint[body]      ops...  ->  outs...
-    body: (ops...) -> (outs...); a call: inline it. (Its VJP is another `checkpoint` whose body
-    recomputes the forward and runs the backward, on (ops..., cotangents...).)
-
-Reverse mode in one picture (grad through fori_loop(0, 500, step, (x, v)), see the report/tests):
-    x_T, v_T, r1[500,..], r2[500,..], ... = scan[body=<step + residuals>, saved=k, reverse=False] ...
-    ct_x0, ct_v0, ct_k, ct_c = scan[body=<VJP of step>, reverse=True] consts ct_xT ct_vT 0 0 r1 r2 ...
-
-Eager mode and tg.debug.steps
-  A construct is recorded as ONE equation (the same IR as compiled) whose impl runs a Python loop
-  evaluating the body sub-IR with the NumPy impls, so detect_anomaly names lines inside the body.
-  Bodies are traced, not run on values, even in eager mode: inside a body use `tg.cond` /
-  `tnp.where` and `tg.debug.print`. `tg.debug.steps` expands control-flow equations: it re-runs the
-  body and yields every equation executed inside, with `where` such as "scan i=3" (nested:
-  "scan i=3 > cond branch=1"), before the control-flow equation's own step.
+The primitives' exact semantics (what the impls and the compiler's lowerings implement) are in
+`docs/primitives.md`.
 """
 from __future__ import annotations
 
@@ -85,28 +20,11 @@ import numpy as np
 from . import ops
 from . import primitives as P
 from .errors import TracerError, user_source
+from .primitives import checkpoint_p, cond_p, scan_p, while_p
 from .ir import IR, Aval, Lit, Var, dce, free_vars_used
 from .pytree import tree_flatten, tree_unflatten
 from .staging import check_leaf
 from .trace import Builder, Tracer, _builder, aval_of, bind, current_builder, impl_of
-
-class ControlPrimitive(P.Primitive):
-    """A control-flow primitive: its equations hold sub-IRs in their params."""
-    __slots__ = ()
-    vjp_needs_active = True   # backward_pass passes `active=`: which operands need a cotangent
-    foldable = False          # never evaluated at trace time, even on constant operands
-
-
-def _primitive(name):
-    assert name not in P.all_primitives, name
-    p = P.all_primitives[name] = ControlPrimitive(name, multiple_results=True)
-    return p
-
-
-cond_p = _primitive("cond")
-scan_p = _primitive("scan")
-while_p = _primitive("while")
-checkpoint_p = _primitive("checkpoint")
 
 INDEX = np.dtype(np.int64)
 _PY_SCALARS = (bool, int, float)

@@ -35,8 +35,8 @@ from .errors import TracerError, user_source
 from .ir import IR, Aval, Lit, Var
 from .pytree import _registry as _pytree_registry
 from .pytree import tree_flatten, tree_unflatten
-from .rules.custom import (callback_p, custom_jvp_call_p, custom_vjp_call_p, materialize,
-                           outside_any_trace)
+from .primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
+from .rules.custom import materialize, outside_any_trace
 from .staging import check_leaf
 from .trace import (Builder, Tracer, _source, aval_of, bind, bind_at, current_builder, eval_eqns,
                     rebinding)

@@ -260,7 +260,7 @@ def dce(ir: IR) -> IR:
     live = {a for a in ir.outputs if isinstance(a, Var)}
     kept = []
     for e in reversed(ir.eqns):
-        if any(v in live for v in e.outs) or getattr(e.prim, "effectful", False):
+        if any(v in live for v in e.outs) or e.prim.effectful:
             kept.append(e)
             live.update(a for a in e.inputs if isinstance(a, Var))
     consts = tuple((v, c) for v, c in ir.consts if v in live)

@@ -1,4 +1,4 @@
-"""Traceable building blocks for the extended primitives (primitives_ext.py).
+"""Traceable building blocks for the extended primitives (semantics: docs/primitives.md).
 
 Thin binders for gather/scatter/linear_recurrence/sort and the linear-algebra kernels, plus the
 compositions their rules and `tracegrad.numpy` share: along-axis indexing, shifts, matrix
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from . import primitives_ext as PX
+from . import primitives as P
 from .trace import Tracer, bind
 
 INDEX_DTYPE = np.dtype(np.int64)
@@ -31,12 +31,12 @@ def as_index(idx):
 
 
 def gather(x, idx, axes):
-    return bind(PX.gather_p, x, as_index(idx), axes=tuple(int(a) for a in axes))
+    return bind(P.gather_p, x, as_index(idx), axes=tuple(int(a) for a in axes))
 
 
 def scatter(operand, idx, updates, axes, mode):
     updates = ops.as_dtype(updates, ops.dtype_of(operand))
-    return bind(PX.scatter_p, operand, as_index(idx), updates, axes=tuple(int(a) for a in axes), mode=mode)
+    return bind(P.scatter_p, operand, as_index(idx), updates, axes=tuple(int(a) for a in axes), mode=mode)
 
 
 def iota(shape, axis):
@@ -119,7 +119,7 @@ def linear_recurrence(a, b, axis, reverse=False):
     a, b = ops.promote(a, b)
     if ops.shape_of(a) not in ((), ops.shape_of(b)):
         a = ops.broadcast_to(a, ops.shape_of(b))
-    return bind(PX.linear_recurrence_p, a, b, axis=int(axis), reverse=bool(reverse))
+    return bind(P.linear_recurrence_p, a, b, axis=int(axis), reverse=bool(reverse))
 
 
 def cumsum(x, axis, reverse=False):
@@ -137,7 +137,7 @@ def cumprod(x, axis, reverse=False):
 
 def sort(x, axis):
     """(sorted values, int64 permutation) along `axis` (stable, NaNs last)."""
-    return bind(PX.sort_p, x, axis=int(axis))
+    return bind(P.sort_p, x, axis=int(axis))
 
 
 # ---------------------------------------------------------------- matrices (last two axes)
@@ -223,22 +223,22 @@ def from_upper(a):
 # ---------------------------------------------------------------- linear-algebra kernels
 
 def lu(a):
-    return bind(PX.lu_p, a)
+    return bind(P.lu_p, a)
 
 
 def triangular_solve(a, b, lower, transpose_a=False, unit_diagonal=False):
     a, b = ops.promote(a, b)
-    return bind(PX.triangular_solve_p, a, b, lower=bool(lower), transpose_a=bool(transpose_a),
+    return bind(P.triangular_solve_p, a, b, lower=bool(lower), transpose_a=bool(transpose_a),
                 unit_diagonal=bool(unit_diagonal))
 
 
 def cholesky(a):
-    return bind(PX.cholesky_p, a)
+    return bind(P.cholesky_p, a)
 
 
 def eigh(a):
-    return bind(PX.eigh_p, a)
+    return bind(P.eigh_p, a)
 
 
 def svd(a, full_matrices=False):
-    return bind(PX.svd_p, a, full_matrices=bool(full_matrices))
+    return bind(P.svd_p, a, full_matrices=bool(full_matrices))

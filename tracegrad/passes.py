@@ -10,13 +10,9 @@ from __future__ import annotations
 from .ir import IR, Eqn, Var, dce
 
 
-def _inlinable(prim) -> bool:
-    return getattr(prim, "inline_before_compile", False)
-
-
 def _needs_inlining(ir: IR) -> bool:
     for e in ir.eqns:
-        if _inlinable(e.prim) or any(_param_needs(v) for v in e.params.values()):
+        if e.prim.inline_before_compile or any(_param_needs(v) for v in e.params.values()):
             return True
     return False
 
@@ -59,7 +55,7 @@ def inline_calls(ir: IR) -> IR:
     for e in ir.eqns:
         ins = tuple(outer(a) for a in e.inputs)
         params = {k: _inline_param(v) for k, v in e.params.items()}
-        if not _inlinable(e.prim):
+        if not e.prim.inline_before_compile:
             changed = ins != e.inputs or any(params[k] is not e.params[k] for k in params)
             eqns.append(Eqn(e.prim, ins, e.outs, params, e.src, e.fwd_src) if changed else e)
             continue

@@ -255,7 +255,7 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         if anomaly_enabled():
             _check_finite(prim, out if prim.multiple_results else (out,), ins, src, fwd_src)
         return out
-    if not prim.effectful and getattr(prim, "foldable", True) and \
+    if not prim.effectful and prim.foldable and \
             not any(isinstance(a, Tracer) for a in args) and \
             all(np.size(a.value if isinstance(a, Lit) else a) <= _FOLD_MAX for a in args):
         # constant folding: tiny all-constant operations are computed now, not recorded

@@ -1,6 +1,6 @@
 """`tracegrad.numpy.linalg`: NumPy's `np.linalg` on traced values.
 
-Kernels are the primitives lu, triangular_solve, cholesky, eigh and svd (primitives_ext.py);
+Kernels are the primitives lu, triangular_solve, cholesky, eigh and svd (semantics: docs/primitives.md);
 solve, inv, det, slogdet, pinv, matrix_power, norm, ... are compositions of them. As in NumPy,
 cholesky and eigh read one triangle of their input (the lower one by default), so derivatives with
 respect to the other triangle are zero. Singular matrices raise `numpy.linalg.LinAlgError` in solve

@@ -3,7 +3,7 @@ splitting and tiling (split, array_split, h/v/dsplit, tile, repeat), rearranging
 rollaxis, append, pad), differences (diff, ediff1d), cross, select and linspace with traced ends.
 
 All are compositions of primitives; the only new primitives they use are linear_recurrence (scans)
-and sort (see primitives_ext.py).
+and sort (semantics: docs/primitives.md).
 """
 from __future__ import annotations
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from .. import ops
 from ..autodiff import backward_pass, jvp_pass
-from ..control_flow import (INDEX, checkpoint_p, cond_p, copy_ir, inline, merge_extras, no_builder,
-                            scan_p, trace_closed, while_p)
+from ..control_flow import (INDEX, copy_ir, inline, merge_extras, no_builder, trace_closed)
 from ..ir import IR, Aval, Eqn, Lit, Var, dce
+from ..primitives import checkpoint_p, cond_p, scan_p, while_p
 from ..trace import Tracer, bind, current_builder, eval_eqns, eval_ir, impl_of
 from .common import defimpl, defjvp, defshape, defvjp
 

@@ -1,4 +1,4 @@
-"""Rules for `linear_recurrence` (cumsum, cumprod) and `sort` (semantics: primitives_ext.py).
+"""Rules for `linear_recurrence` (cumsum, cumprod) and `sort` (semantics: docs/primitives.md).
 
 linear_recurrence out[k] = a[k] * out[k-1] + b[k] is linear in b and its adjoint is the same
 recurrence run the other way with a shifted by one, so both derivatives are recurrences again:
@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import ops
 from .. import ops_more as M
-from .. import primitives_ext as PX
+from .. import primitives as P
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, same_dtype
 
@@ -71,10 +71,10 @@ def _linrec_jvp(tangents, a, b, *, out, axis, reverse):
     return M.linear_recurrence(a, drive, axis, reverse)
 
 
-defimpl(PX.linear_recurrence_p, _linrec_impl)
-defshape(PX.linear_recurrence_p, _linrec_shape)
-defvjp(PX.linear_recurrence_p, _linrec_vjp)
-defjvp(PX.linear_recurrence_p, _linrec_jvp)
+defimpl(P.linear_recurrence_p, _linrec_impl)
+defshape(P.linear_recurrence_p, _linrec_shape)
+defvjp(P.linear_recurrence_p, _linrec_vjp)
+defjvp(P.linear_recurrence_p, _linrec_jvp)
 
 
 # ---------------------------------------------------------------- sort
@@ -103,7 +103,7 @@ def _sort_jvp(tangents, x, *, out, axis):
     return (None if t is None else M.take_along_axis(t, out[1], axis), None)
 
 
-defimpl(PX.sort_p, _sort_impl)
-defshape(PX.sort_p, _sort_shape)
-defvjp(PX.sort_p, _sort_vjp)
-defjvp(PX.sort_p, _sort_jvp)
+defimpl(P.sort_p, _sort_impl)
+defshape(P.sort_p, _sort_shape)
+defvjp(P.sort_p, _sort_vjp)
+defjvp(P.sort_p, _sort_jvp)

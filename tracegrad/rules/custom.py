@@ -22,27 +22,9 @@ from .. import ops
 from ..autodiff import backward_pass, jvp_pass
 from ..errors import user_source
 from ..ir import Lit, Var
-from ..primitives import Primitive, all_primitives
+from ..primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
 from ..trace import _builder, _source, eval_eqns, eval_ir
 from .common import defimpl, defjvp, defshape, defvjp
-
-
-class CallPrimitive(Primitive):
-    """A primitive whose equations carry a sub-IR in the `call` param (same inputs and outputs)."""
-    __slots__ = ()
-    inline_before_compile = True   # tracegrad.passes.inline_calls removes it; no compiler lowering
-    vjp_needs_active = True        # autodiff passes `active=` (per input: does it need a cotangent)
-
-
-def _register(p: Primitive) -> Primitive:
-    assert p.name not in all_primitives, p.name
-    all_primitives[p.name] = p
-    return p
-
-
-custom_vjp_call_p = _register(CallPrimitive("custom_vjp_call", multiple_results=True))
-custom_jvp_call_p = _register(CallPrimitive("custom_jvp_call", multiple_results=True))
-callback_p = _register(Primitive("callback", multiple_results=True))
 
 
 @contextlib.contextmanager

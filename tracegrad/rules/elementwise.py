@@ -88,13 +88,9 @@ for _p, _f in {P.isnan_p: np.isnan, P.isinf_p: np.isinf, P.isfinite_p: np.isfini
                P.signbit_p: np.signbit}.items():
     defimpl(_p, _f)
     defshape(_p, _bool_shape)
-    defjvp(_p, _zero_jvp)
 
 defimpl(P.not_p, lambda x: np.logical_not(x) if x.dtype == np.bool_ else np.invert(x))
 defshape(P.not_p, _unary_shape)
-defjvp(P.not_p, _zero_jvp)
-for _p in (P.floor_p, P.ceil_p, P.round_p, P.trunc_p, P.sign_p):
-    defjvp(_p, _zero_jvp)
 
 
 def _sq(x):
@@ -197,8 +193,6 @@ _COMPARE_IMPL = {P.eq_p: np.equal, P.ne_p: np.not_equal, P.lt_p: np.less, P.le_p
 for _p, _f in _COMPARE_IMPL.items():
     defimpl(_p, _f)
     defshape(_p, lambda x, y: elementwise_shape(x, y, out_dtype=np.bool_))
-for _p in list(_COMPARE_IMPL) + [P.floordiv_p, P.and_p, P.or_p, P.xor_p]:
-    defjvp(_p, _zero_jvp)
 
 _linear(P.add_p, 1, 1)
 _linear(P.sub_p, 1, -1)

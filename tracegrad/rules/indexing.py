@@ -1,4 +1,4 @@
-"""Rules for `gather` and `scatter` (semantics and lowering spec: primitives_ext.py).
+"""Rules for `gather` and `scatter` (semantics: docs/primitives.md).
 
 gather's VJP is scatter-add into zeros and its JVP is gather of the tangent. scatter's derivatives
 depend on the mode: "add" is linear; "set" is linear too, and only the update that wins a position
@@ -12,7 +12,6 @@ import numpy as np
 from .. import ops
 from .. import ops_more as M
 from .. import primitives as P
-from .. import primitives_ext as PX
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, same_dtype
 
@@ -101,10 +100,10 @@ def _scatter_impl(operand, idx, updates, *, axes, mode):
     return out
 
 
-defimpl(PX.gather_p, _gather_impl)
-defshape(PX.gather_p, _gather_shape)
-defimpl(PX.scatter_p, _scatter_impl)
-defshape(PX.scatter_p, _scatter_shape)
+defimpl(P.gather_p, _gather_impl)
+defshape(P.gather_p, _gather_shape)
+defimpl(P.scatter_p, _scatter_impl)
+defshape(P.scatter_p, _scatter_shape)
 
 
 # ---------------------------------------------------------------- gather derivatives
@@ -118,8 +117,8 @@ def _gather_jvp(tangents, x, idx, *, out, axes):
     return None if t is None else M.gather(t, idx, axes)
 
 
-defvjp(PX.gather_p, _gather_vjp)
-defjvp(PX.gather_p, _gather_jvp)
+defvjp(P.gather_p, _gather_vjp)
+defjvp(P.gather_p, _gather_jvp)
 
 
 # ---------------------------------------------------------------- scatter derivatives
@@ -202,5 +201,5 @@ def _scatter_jvp(tangents, operand, idx, updates, *, out, axes, mode):
     return total
 
 
-defvjp(PX.scatter_p, _scatter_vjp)
-defjvp(PX.scatter_p, _scatter_jvp)
+defvjp(P.scatter_p, _scatter_vjp)
+defjvp(P.scatter_p, _scatter_jvp)

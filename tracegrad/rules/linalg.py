@@ -1,6 +1,6 @@
 """Rules for the linear-algebra kernels lu, triangular_solve, cholesky, eigh, svd.
 
-Semantics and lowering spec: primitives_ext.py. All matrices are the last two axes; leading axes are
+Semantics: docs/primitives.md. All matrices are the last two axes; leading axes are
 batch. Derivatives are the standard matrix-calculus results, written with traceable ops (so they
 differentiate again):
   lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U.
@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import ops
 from .. import ops_more as M
-from .. import primitives_ext as PX
+from .. import primitives as P
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, require_float, same_dtype
 
@@ -107,10 +107,10 @@ def _lu_vjp(cts, a, *, out):
     return (_unpermute_rows(z, perm),)
 
 
-defimpl(PX.lu_p, _lu_impl)
-defshape(PX.lu_p, _lu_shape)
-defjvp(PX.lu_p, _lu_jvp)
-defvjp(PX.lu_p, _lu_vjp)
+defimpl(P.lu_p, _lu_impl)
+defshape(P.lu_p, _lu_shape)
+defjvp(P.lu_p, _lu_jvp)
+defvjp(P.lu_p, _lu_vjp)
 
 
 # ---------------------------------------------------------------- triangular_solve
@@ -165,10 +165,10 @@ def _trisolve_jvp(tangents, a, b, *, out, lower, transpose_a, unit_diagonal):
     return M.triangular_solve(a, rhs, lower, transpose_a, unit_diagonal)
 
 
-defimpl(PX.triangular_solve_p, _trisolve_impl)
-defshape(PX.triangular_solve_p, _trisolve_shape)
-defvjp(PX.triangular_solve_p, _trisolve_vjp)
-defjvp(PX.triangular_solve_p, _trisolve_jvp)
+defimpl(P.triangular_solve_p, _trisolve_impl)
+defshape(P.triangular_solve_p, _trisolve_shape)
+defvjp(P.triangular_solve_p, _trisolve_vjp)
+defjvp(P.triangular_solve_p, _trisolve_jvp)
 
 
 # ---------------------------------------------------------------- cholesky
@@ -199,10 +199,10 @@ def _cholesky_vjp(ct, a, *, out):
     return (M.symmetrize(z),)
 
 
-defimpl(PX.cholesky_p, lambda a: np.linalg.cholesky(a))
-defshape(PX.cholesky_p, _cholesky_shape)
-defvjp(PX.cholesky_p, _cholesky_vjp)
-defjvp(PX.cholesky_p, _cholesky_jvp)
+defimpl(P.cholesky_p, lambda a: np.linalg.cholesky(a))
+defshape(P.cholesky_p, _cholesky_shape)
+defvjp(P.cholesky_p, _cholesky_vjp)
+defjvp(P.cholesky_p, _cholesky_jvp)
 
 
 # ---------------------------------------------------------------- eigh
@@ -250,10 +250,10 @@ def _eigh_vjp(cts, a, *, out):
     return (M.symmetrize(M.bmm(v, M.bmm(inner, M.mT(v)))),)
 
 
-defimpl(PX.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
-defshape(PX.eigh_p, _eigh_shape)
-defvjp(PX.eigh_p, _eigh_vjp)
-defjvp(PX.eigh_p, _eigh_jvp)
+defimpl(P.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
+defshape(P.eigh_p, _eigh_shape)
+defvjp(P.eigh_p, _eigh_vjp)
+defjvp(P.eigh_p, _eigh_jvp)
 
 
 # ---------------------------------------------------------------- svd
@@ -370,7 +370,7 @@ def _svd_vjp(cts, a, *, out, full_matrices):
     return (total,)
 
 
-defimpl(PX.svd_p, _svd_impl)
-defshape(PX.svd_p, _svd_shape)
-defvjp(PX.svd_p, _svd_vjp)
-defjvp(PX.svd_p, _svd_jvp)
+defimpl(P.svd_p, _svd_impl)
+defshape(P.svd_p, _svd_shape)
+defvjp(P.svd_p, _svd_vjp)
+defjvp(P.svd_p, _svd_jvp)

@@ -54,14 +54,6 @@ defshape(P.argmax_p, _arg_shape)
 defshape(P.argmin_p, _arg_shape)
 
 
-def _zero_jvp(tangents, *args, out, **params):
-    return None
-
-
-for _p in (P.reduce_and_p, P.reduce_or_p, P.argmax_p, P.argmin_p):
-    defjvp(_p, _zero_jvp)
-
-
 def _spread(y, x, axes):
     """A reduced-shape value broadcast back over the reduced axes of `x`."""
     return ops.broadcast_to(ops.expand_to_reduced(y, x.shape, axes), x.shape)
