@@ -20,7 +20,7 @@ import numpy as np
 
 from . import ops
 from . import primitives as P
-from .numpy import reductions as _red
+from .numpy.reductions import logsumexp, max_shift as _max_shift, mean, sum_keepdims as _sum_keep
 from .trace import Tracer
 
 __all__ = ["relu", "sigmoid", "softplus", "gelu", "softmax", "log_softmax", "logsumexp", "one_hot",
@@ -33,23 +33,11 @@ def _operand(x):
 
 def _float(x):
     """`x` as a floating-point operand, with the dtype NumPy's `np.exp` would compute in."""
-    (x,) = ops.ufunc_operands(np.exp, _operand(x))
-    return x
+    return ops.float_operand(_operand(x))
 
 
 def _gt0(x):
     return ops.compare(P.gt_p, x, 0)
-
-
-def _max_shift(x, axes):
-    """The max over `axes` (keepdims), as a constant for differentiation; 0 where not finite."""
-    m = ops.expand_to_reduced(ops.reduce(P.reduce_max_p, x, axes), ops.shape_of(x), axes)
-    m = ops.stop_gradient(m)
-    return ops.select(ops.unary(P.isfinite_p, m), m, ops.zeros_like(m))
-
-
-def _sum_keep(x, axes):
-    return ops.expand_to_reduced(ops.reduce_sum(x, axes), ops.shape_of(x), axes)
 
 
 # ---------------------------------------------------------------- activations
@@ -117,35 +105,6 @@ def log_softmax(x, axis=-1):
     return ops.sub(shifted, ops.log(_sum_keep(ops.exp(shifted), axes)))
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
-    """log(sum(b * exp(a))) over `axis`, without overflow (scipy.special.logsumexp's signature).
-
-    `b` (optional) scales each exp(a) and must broadcast to `a`'s shape. With `return_sign`, returns
-    (log|s|, sign(s)) so a negative sum is representable; otherwise a negative sum gives NaN.
-    The gradient is softmax(a) (times b); an all `-inf` slice gives `-inf`.
-    """
-    a = _float(a)
-    axes = ops.normalize_axes(axis, ops.ndim_of(a))
-    m = _max_shift(a, axes)
-    e = ops.exp(ops.sub(a, m))
-    if b is not None:
-        e = ops.mul(e, _operand(b))
-        if ops.shape_of(e) != ops.shape_of(a):
-            raise ValueError(f"logsumexp: b of shape {ops.shape_of(b)} does not broadcast to a's "
-                             f"shape {ops.shape_of(a)}")
-    s = _sum_keep(e, axes)
-    sign = None
-    if return_sign:
-        sign = ops.sign(s)
-        s = ops.unary(P.abs_p, s)
-    out = ops.add(ops.log(s), m)
-    if not keepdims:
-        shape = tuple(d for i, d in enumerate(ops.shape_of(out)) if i not in axes)
-        out = ops.reshape(out, shape)
-        sign = None if sign is None else ops.reshape(sign, shape)
-    return (out, sign) if return_sign else out
-
-
 # ---------------------------------------------------------------- encoding and losses
 
 def one_hot(x, num_classes, *, dtype=None, axis=-1):
@@ -172,7 +131,7 @@ def one_hot(x, num_classes, *, dtype=None, axis=-1):
 def mse(pred, target):
     """Mean squared error: mean((pred - target)**2) over all elements."""
     d = ops.sub(_operand(pred), _operand(target))
-    return _red.mean(ops.integer_pow(d, 2))
+    return mean(ops.integer_pow(d, 2))
 
 
 def softmax_cross_entropy(logits, one_hot_labels):
@@ -187,4 +146,4 @@ def softmax_cross_entropy(logits, one_hot_labels):
         labels = ops.as_dtype(labels, ops.dtype_of(logits))
     lsm = log_softmax(logits, axis=-1)
     per_example = ops.neg(ops.reduce_sum(ops.mul(labels, lsm), (ops.ndim_of(lsm) - 1,)))
-    return _red.mean(per_example)
+    return mean(per_example)

@@ -7,6 +7,7 @@ tracers it records IR and outside any trace it runs NumPy.
 from __future__ import annotations
 
 import builtins
+import functools
 
 import numpy as np
 
@@ -21,21 +22,46 @@ def is_traced(x) -> bool:
     return isinstance(x, Tracer)
 
 
-def _holds_tracer(x) -> bool:
-    return isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) or _holds_tracer(e) for e in x)
+def holds_tracer(x) -> bool:
+    return isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) or holds_tracer(e) for e in x)
 
 
-def stack_nested(x):
-    """A (nested) list or tuple holding tracers, as one traced array (like `tnp.asarray`)."""
-    from .numpy.creation import asarray
-    return asarray(x)
+def _nested_leaves(obj):
+    if isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from _nested_leaves(o)
+    else:
+        yield obj
+
+
+def stack_nested(obj):
+    """A (nested) list or tuple holding tracers as one traced array, as `np.asarray` builds one
+    from a list: every element counts with its own dtype (a Python float is float64 here, not a
+    weak scalar as in arithmetic)."""
+    dt = functools.reduce(np.promote_types, [dtype_of(x) for x in _nested_leaves(obj)])
+
+    def build(o):
+        if isinstance(o, (list, tuple)):
+            return stack([build(e) for e in o], 0)
+        return as_dtype(o, dt)
+    return build(obj)
+
+
+def as_operand(a):
+    """A function argument as an array operand: tracers as they are, lists holding tracers stacked,
+    anything else a NumPy array."""
+    if isinstance(a, Tracer):
+        return a
+    if holds_tracer(a):
+        return stack_nested(a)
+    return np.asarray(a)
 
 
 def dtype_of(x) -> np.dtype:
     if isinstance(x, (Tracer, np.ndarray, np.generic)):
         return x.dtype
-    if _holds_tracer(x):
-        return stack_nested(x).dtype
+    if holds_tracer(x):
+        return functools.reduce(np.promote_types, [dtype_of(e) for e in _nested_leaves(x)])
     return np.asarray(x).dtype
 
 
@@ -52,7 +78,7 @@ def _promotion_key(x):
 def shape_of(x) -> tuple:
     if isinstance(x, (Tracer, np.ndarray, np.generic)):
         return x.shape
-    if _holds_tracer(x):
+    if holds_tracer(x):
         return stack_nested(x).shape
     return np.shape(x)
 
@@ -68,7 +94,7 @@ def result_dtype(*xs):
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
     dtype = np.dtype(dtype)
-    if _holds_tracer(x):
+    if holds_tracer(x):
         x = stack_nested(x)
     if isinstance(x, Tracer):
         return x if x.dtype == dtype else bind(P.convert_p, x, dtype=dtype)
@@ -93,6 +119,12 @@ def weak_dtype(x):
     if isinstance(d, (int, float)):
         return type(d)
     return d
+
+
+def float_operand(x):
+    """`x` as a floating-point operand, with the dtype NumPy's `np.exp` would compute in."""
+    (x,) = ufunc_operands(np.exp, x)
+    return x
 
 
 def ufunc_operands(ufunc, *xs):
@@ -176,6 +208,15 @@ def normalize_axes(axis, ndim: int, name: str = "axis") -> tuple:
     return tuple(sorted(out))
 
 
+def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
+    """One `axis` (negatives allowed) as a non-negative int."""
+    return normalize_axes(axis, ndim, name)[0]
+
+
+def size_of(x) -> int:
+    return int(np.prod(shape_of(x), dtype=np.int64))
+
+
 def reshape(x, shape):
     shape = tuple(int(d) for d in shape)
     if shape_of(x) == shape:
@@ -250,6 +291,14 @@ def slice_(x, start, limit, strides=None):
                 strides=tuple(map(int, strides)))
 
 
+def slice_along(x, axis, lo, hi, step=1):
+    """`x[lo:hi:step]` along one axis (0 <= lo <= hi, step > 0)."""
+    shape = shape_of(x)
+    start, limit, strides = [0] * len(shape), list(shape), [1] * len(shape)
+    start[axis], limit[axis], strides[axis] = lo, hi, step
+    return slice_(x, start, limit, strides)
+
+
 def pad(x, fill, config):
     config = tuple((int(lo), int(hi), int(it)) for lo, hi, it in config)
     if builtins.all(c == (0, 0, 0) for c in config):
@@ -262,6 +311,20 @@ def concatenate(xs, axis: int):
     if len(xs) == 1:
         return xs[0]
     return bind(P.concatenate_p, *xs, axis=int(axis))
+
+
+def stack(xs, axis: int):
+    """Same-shaped values stacked along a new axis."""
+    shapes = {tuple(shape_of(x)) for x in xs}
+    if len(shapes) != 1:
+        raise ValueError(f"all input arrays must have the same shape, got {sorted(shapes)}")
+    (shape,) = shapes
+    new = shape[:axis] + (1,) + shape[axis:]
+    return concatenate([reshape(x, new) for x in xs], axis)
+
+
+def ravel(x):
+    return reshape(x, (size_of(x),))
 
 
 def rev(x, axes):

@@ -18,11 +18,12 @@ from .reductions import (all, amax, amin, any, argmax, argmin, average, max, mea
 from .shapes import (atleast_1d, atleast_2d, atleast_3d, broadcast_to, column_stack, concatenate,
                      expand_dims, flip, fliplr, flipud, hstack, moveaxis, ndim, ravel, reshape, shape,
                      size, squeeze, stack, swapaxes, transpose, vstack)
-from ..nn import logsumexp  # noqa: E402  (scipy.special.logsumexp; defined with the nn helpers)
-from . import linalg  # noqa: E402  (tracegrad.numpy.linalg mirrors np.linalg)
-from .contractions import (diag, diagflat, diagonal, einsum, kron, tensordot, trace,  # noqa: E402
-                           tril, triu)
-from .indexing import at, take, take_along_axis  # noqa: E402
-from .more import (append, argpartition, argsort, array_split, cross, cumprod, cumsum,  # noqa: E402
-                   diff, dsplit, ediff1d, hsplit, linspace, pad, partition, repeat, roll, rollaxis,
-                   rot90, select, sort, split, tile, vsplit)
+from . import linalg  # (tracegrad.numpy.linalg mirrors np.linalg)
+from .contractions import diag, diagflat, diagonal, einsum, kron, tensordot, trace, tril, triu
+from .cumulative import cumprod, cumsum, diff, ediff1d
+from .indexing import at, take, take_along_axis
+from .products import cross
+from .rearranging import (append, array_split, dsplit, hsplit, pad, repeat, roll, rollaxis, rot90,
+                          split, tile, vsplit)
+from .reductions import logsumexp
+from .sorting import argpartition, argsort, partition, sort

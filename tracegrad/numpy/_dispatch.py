@@ -16,6 +16,7 @@ from ..trace import Tracer
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
 UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
+UFUNC_REDUCERS: dict = {}   # numpy ufunc -> the reduction implementing `ufunc.reduce`
 
 
 def has_tracer(args) -> bool:
@@ -114,10 +115,7 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
                                       f"supported on traced values (at {user_source(3)})")
         return impl(*inputs)
     if method == "reduce":
-        from . import reductions
-        reducer = {np.add: reductions.sum, np.multiply: reductions.prod, np.maximum: reductions.max,
-                   np.minimum: reductions.min, np.logical_and: reductions.all,
-                   np.logical_or: reductions.any}.get(ufunc)
+        reducer = UFUNC_REDUCERS.get(ufunc)
         if reducer is not None:
             return reducer(*inputs, **kwargs)
     raise NotImplementedError(f"numpy.{ufunc.__name__}.{method} is not supported on traced values "

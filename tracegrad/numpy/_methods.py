@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from ..trace import Tracer
-from . import creation, elementwise as ew, products, reductions as red, shapes
+from . import contractions, creation, cumulative, elementwise as ew, indexing, products
+from . import rearranging, reductions as red, shapes, sorting
 from ._dispatch import array_function, array_ufunc
 
 
@@ -48,7 +49,7 @@ def _install():
     T.__pos__ = _unary(ew.positive)
     T.__abs__ = _unary(ew.absolute)
     T.__invert__ = _unary(ew.invert)
-    T.__getitem__ = shapes.getitem
+    T.__getitem__ = indexing.getitem
     T.__array_ufunc__ = array_ufunc
     T.__array_function__ = array_function
     T.__iter__ = lambda self: (self[i] for i in range(len(self)))
@@ -75,6 +76,14 @@ def _install():
                      "mean": red.mean, "var": red.var, "std": red.std, "all": red.all,
                      "any": red.any, "argmax": red.argmax, "argmin": red.argmin}.items():
         setattr(T, name, lambda self, *a, fn=fn, **k: fn(self, *a, **k))
+    T.cumsum = lambda self, axis=None, dtype=None, out=None: cumulative.cumsum(self, axis, dtype, out)
+    T.cumprod = lambda self, axis=None, dtype=None, out=None: cumulative.cumprod(self, axis, dtype, out)
+    T.argsort = lambda self, axis=-1, kind=None, order=None: sorting.argsort(self, axis, kind, order)
+    T.repeat = lambda self, repeats, axis=None: rearranging.repeat(self, repeats, axis)
+    T.take = lambda self, indices, axis=None, out=None, mode="raise": indexing.take(self, indices, axis, out, mode)
+    T.diagonal = lambda self, offset=0, axis1=0, axis2=1: contractions.diagonal(self, offset, axis1, axis2)
+    T.trace = lambda self, offset=0, axis1=0, axis2=1, dtype=None, out=None: \
+        contractions.trace(self, offset, axis1, axis2, dtype, out)
 
 
 _install()

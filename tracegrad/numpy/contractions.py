@@ -14,18 +14,11 @@ import builtins
 import numpy as np
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_linalg
 from ..trace import Tracer
 from ._dispatch import numpy_function
-
-
-def _arr(a):
-    if isinstance(a, Tracer):
-        return a
-    if isinstance(a, (list, tuple)):
-        from .creation import asarray
-        return asarray(a)
-    return np.asarray(a)
+from .elementwise import multiply
+from .reductions import sum as _sum
 
 
 # ---------------------------------------------------------------- einsum
@@ -96,7 +89,7 @@ def _diagonalize(x, labels):
         j = labels.index(dup, i + 1)
         n = ops.ndim_of(x)
         perm = [a for a in range(n) if a not in (i, j)] + [i, j]
-        x = M.diag_part(ops.transpose(x, perm))
+        x = ops_linalg.diag_part(ops.transpose(x, perm))
         labels = [labels[a] for a in range(n) if a not in (i, j)] + [dup]
 
 
@@ -122,7 +115,7 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
     if len(in_specs) != len(arrays):
         raise ValueError(f"more operands provided to einstein sum function than specified in the "
                          f"subscripts string ({len(arrays)} operands, {len(in_specs)} subscripts)")
-    arrays = [_arr(a) for a in arrays]
+    arrays = [ops.as_operand(a) for a in arrays]
     if dtype is not None:
         arrays = [ops.as_dtype(a, dtype) for a in arrays]
     arrays = ops.promote(*arrays) if len(arrays) > 1 else arrays
@@ -207,7 +200,7 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
 
 @numpy_function(np.tensordot)
 def tensordot(a, b, axes=2):
-    a, b = ops.promote(_arr(a), _arr(b))
+    a, b = ops.promote(ops.as_operand(a), ops.as_operand(b))
     na, nb = ops.ndim_of(a), ops.ndim_of(b)
     if isinstance(axes, (int, np.integer)):
         n = int(axes)
@@ -230,13 +223,12 @@ def tensordot(a, b, axes=2):
 
 @numpy_function(np.kron)
 def kron(a, b):
-    a, b = _arr(a), _arr(b)
+    a, b = ops.as_operand(a), ops.as_operand(b)
     sa, sb = tuple(ops.shape_of(a)), tuple(ops.shape_of(b))
     nd = builtins.max(len(sa), len(sb))
     sa, sb = (1,) * (nd - len(sa)) + sa, (1,) * (nd - len(sb)) + sb
     ar = ops.reshape(a, builtins.sum(((d, 1) for d in sa), ()))
     br = ops.reshape(b, builtins.sum(((1, d) for d in sb), ()))
-    from .elementwise import multiply
     return ops.reshape(multiply(ar, br), tuple(x * y for x, y in zip(sa, sb)))
 
 
@@ -251,47 +243,46 @@ def _diagonal(a, offset, axis1, axis2):
     if i == j:
         raise ValueError("axis1 and axis2 cannot be the same")
     perm = [k for k in range(nd) if k not in (i, j)] + [i, j]
-    return M.diag_part(ops.transpose(a, perm), int(offset))
+    return ops_linalg.diag_part(ops.transpose(a, perm), int(offset))
 
 
 @numpy_function(np.diagonal)
 def diagonal(a, offset=0, axis1=0, axis2=1):
-    return _diagonal(_arr(a), offset, axis1, axis2)
+    return _diagonal(ops.as_operand(a), offset, axis1, axis2)
 
 
 @numpy_function(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     if out is not None:
         raise TypeError("trace(..., out=...) cannot write into a traced value")
-    from .reductions import sum as _sum
-    return _sum(_diagonal(_arr(a), offset, axis1, axis2), axis=-1, dtype=dtype)
+    return _sum(_diagonal(ops.as_operand(a), offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
 @numpy_function(np.diag)
 def diag(v, k=0):
-    v = _arr(v)
+    v = ops.as_operand(v)
     nd = ops.ndim_of(v)
     if nd == 1:
         n = ops.shape_of(v)[0] + builtins.abs(int(k))
-        return M.diag_embed(v, n, n, int(k))
+        return ops_linalg.diag_embed(v, n, n, int(k))
     if nd == 2:
-        return M.diag_part(v, int(k))
+        return ops_linalg.diag_part(v, int(k))
     raise ValueError("Input must be 1- or 2-d.")
 
 
 @numpy_function(np.diagflat)
 def diagflat(v, k=0):
-    v = _arr(v)
+    v = ops.as_operand(v)
     return diag(ops.reshape(v, (int(np.prod(ops.shape_of(v), dtype=np.int64)),)), k)
 
 
 def _triangle(m, k, lower):
-    m = _arr(m)
+    m = ops.as_operand(m)
     shape = tuple(ops.shape_of(m))[-2:]
     if not shape:
         raise ValueError("tril/triu need an array of at least one dimension")
     n, c = (shape[0], shape[0]) if len(shape) == 1 else shape
-    mask = M.tri_mask(n, c, int(k), lower)
+    mask = ops_linalg.tri_mask(n, c, int(k), lower)
     return ops.select(mask, m, np.zeros((), ops.dtype_of(m))[()])
 
 

@@ -1,7 +1,7 @@
 """Array creation inside traced functions: constants, and `asarray`/`array` of traced values."""
 from __future__ import annotations
 
-import functools
+import operator
 
 import numpy as np
 
@@ -49,14 +49,6 @@ def full(shape, fill_value, dtype=None, order="C"):
     return ops.broadcast_to(ops.as_dtype(fill_value, dt), _shape_of(shape))
 
 
-def _stack_nested(obj):
-    if isinstance(obj, (list, tuple)):
-        parts = [_stack_nested(o) for o in obj]
-        from .shapes import stack
-        return stack(parts)
-    return obj
-
-
 @numpy_function(np.asarray)
 def asarray(a, dtype=None, order=None, *, copy=None, like=None):
     """Of traced values (or nested lists holding them): stacks them into one traced array."""
@@ -64,8 +56,7 @@ def asarray(a, dtype=None, order=None, *, copy=None, like=None):
         if has_tracer(a):
             # as NumPy's list coercion: every element counts with its own dtype (a Python float
             # is float64 here, not a weak scalar as in arithmetic)
-            dt = functools.reduce(np.promote_types, [ops.dtype_of(x) for x in _leaves(a)])
-            a = _stack_nested(_cast_leaves(a, dt))
+            a = ops.stack_nested(a)
         else:
             a = np.asarray(a)
     return a if dtype is None else ops.as_dtype(a, dtype)
@@ -79,34 +70,54 @@ def array(object, dtype=None, *, copy=True, order="K", subok=False, ndmin=0, lik
     return out
 
 
-def as_operand(a):
-    """A function argument as an array operand: tracers as they are, (nested) lists stacked."""
-    if isinstance(a, Tracer):
-        return a
-    if isinstance(a, (list, tuple)):
-        return asarray(a)
-    return np.asarray(a)
-
-
-def _leaves(obj):
-    if isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _leaves(o)
-    else:
-        yield obj
-
-
-def _cast_leaves(obj, dt):
-    if isinstance(obj, (list, tuple)):
-        return [_cast_leaves(o, dt) for o in obj]
-    return ops.as_dtype(obj, dt)
-
-
 @numpy_function(np.copy)
 def copy(a, order="K", subok=False):
     return a
 
 
 # Constructors with no array operand never see a tracer: they are NumPy's own, producing constants.
-zeros, ones, empty, eye, identity, arange, linspace = (np.zeros, np.ones, np.empty, np.eye, np.identity,
-                                                       np.arange, np.linspace)
+zeros, ones, empty, eye, identity, arange = np.zeros, np.ones, np.empty, np.eye, np.identity, np.arange
+
+
+@numpy_function(np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    """Evenly spaced values between traced (or constant) ends; differentiable in start and stop."""
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = (num - 1) if endpoint else num
+    # Python scalars stay weak in the dtype promotion (NEP 50: linspace(float32, 1) is float32)
+    start, stop = [v if type(v) in (int, float) else ops.as_operand(v) for v in (start, stop)]
+    dt = ops.result_dtype(start, stop, 1.0)
+    start, stop = ops.as_dtype(start, dt), ops.as_dtype(stop, dt)
+    delta = ops.sub(stop, start)
+    dshape = tuple(np.broadcast_shapes(tuple(ops.shape_of(start)), tuple(ops.shape_of(stop))))
+    start, stop = ops.broadcast_to(start, dshape), ops.broadcast_to(stop, dshape)
+    steps = np.arange(num, dtype=dt).reshape((-1,) + (1,) * len(dshape))
+    if div > 0:
+        step = ops.div(delta, np.asarray(div, dt)[()])
+        y = ops.mul(steps, step)
+    else:
+        step = np.nan                   # NumPy: an undefined step is the Python float nan
+        y = ops.mul(steps, delta)
+    y = ops.add(y, start)
+    y = ops.broadcast_to(y, (num,) + dshape)
+    if endpoint and num > 1:
+        last = ops.reshape(ops.broadcast_to(stop, dshape), (1,) + dshape)
+        y = ops.concatenate([ops.slice_along(y, 0, 0, num - 1), last], 0)
+    if axis != 0:
+        nd = 1 + len(dshape)
+        y = ops.transpose(y, _from_end_at(nd, ops.normalize_axis(axis, nd)))
+    if dtype is not None:
+        if np.issubdtype(dtype, np.integer):
+            y = ops.unary(ops.P.floor_p, y)
+        y = ops.as_dtype(y, dtype)
+    return (y, step) if retstep else y
+
+
+def _from_end_at(nd, axis):
+    """Permutation moving axis 0 to position `axis`."""
+    order = list(range(1, nd))
+    order.insert(axis, 0)
+    return tuple(order)
+

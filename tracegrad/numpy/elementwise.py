@@ -314,5 +314,28 @@ def round(a, decimals=0, out=None):
 around = round
 
 
+@numpy_function(np.select)
+def select(condlist, choicelist, default=0):
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    if len(condlist) == 0:
+        raise ValueError("select with an empty condition list is not possible")
+    # Python scalars stay weak for the result dtype, as NumPy's select keeps them
+    choices = [c if type(c) in (int, float) else ops.as_operand(c)
+               for c in list(choicelist) + [default]]
+    dt = ops.result_dtype(*choices)
+    conds = []
+    for i, c in enumerate(condlist):
+        c = ops.as_operand(c)
+        if ops.dtype_of(c) != np.bool_:
+            raise TypeError(f"invalid entry {i} in condlist: should be boolean ndarray")
+        conds.append(c)
+    shape = tuple(np.broadcast_shapes(*[tuple(ops.shape_of(c)) for c in conds + choices]))
+    result = ops.broadcast_to(ops.as_dtype(choices[-1], dt), shape)
+    for c, choice in zip(conds[::-1], choices[-2::-1]):
+        result = ops.select(c, ops.as_dtype(choice, dt), result)
+    return ops.broadcast_to(result, shape)
+
+
 __all__ = [_n for _n, _v in list(globals().items())
            if not _n.startswith("_") and hasattr(_v, "_tracegrad_impl")]

@@ -23,7 +23,7 @@ import builtins
 import numpy as np
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_indexing
 from ..errors import TracerError, user_source
 from ..trace import Tracer
 from ._dispatch import numpy_function
@@ -50,8 +50,7 @@ def _as_index_operand(k):
     if isinstance(k, Tracer):
         return k
     if isinstance(k, (list, tuple)) and any(isinstance(e, Tracer) for e in _flat(k)):
-        from .creation import asarray
-        return asarray(k)
+        return ops.stack_nested(k)
     arr = np.asarray(k)
     if arr.dtype == object:
         raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and integer or boolean "
@@ -144,7 +143,7 @@ class _IndexPlan:
     @staticmethod
     def _checked(op, size, dim):
         if isinstance(op, Tracer):
-            return M.as_index(op)
+            return ops_indexing.as_index(op)
         arr = op.astype(np.int64)
         bad = (arr < -size) | (arr >= size)
         if bad.any():
@@ -182,7 +181,7 @@ class _IndexPlan:
             except ValueError:
                 raise IndexError("shape mismatch: indexing arrays could not be broadcast together "
                                  "with shapes " + " ".join(map(str, shapes))) from None
-            idx = M.stack_indices([e[1] for e in adv], batch)
+            idx = ops_indexing.stack_indices([e[1] for e in adv], batch)
             self.gather = (idx, axes)
             rest = [d for d in range(nd) if d not in axes]
             gathered = batch + tuple(sliced[d] for d in rest)
@@ -226,7 +225,7 @@ class _IndexPlan:
         if self.flips:
             y = ops.rev(y, self.flips)
         if self.gather is not None:
-            y = M.gather(y, *self.gather)
+            y = ops_indexing.gather(y, *self.gather)
         y = ops.transpose(y, self.perm)
         return ops.reshape(y, self.out_shape)
 
@@ -240,7 +239,7 @@ class _IndexPlan:
         z = ops.transpose(z, inv)
         if self.gather is not None:
             base = ops.full(self.sliced_shape, fill, ops.dtype_of(z))
-            z = M.scatter(base, self.gather[0], z, self.gather[1], mode)
+            z = ops_indexing.scatter(base, self.gather[0], z, self.gather[1], mode)
         if self.flips:
             z = ops.rev(z, self.flips)
         start, limit, strides = self.slice
@@ -297,6 +296,68 @@ def _plan_for(x, key):
 def advanced_getitem(x, key):
     """`x[key]` for keys with integer arrays, lists or boolean masks (called by Tracer.__getitem__)."""
     return _plan_for(x, key).apply(x)
+
+
+# ---------------------------------------------------------------- basic indexing
+
+def getitem(x, key):
+    """Basic indexing: ints, slices (any step), None/newaxis and Ellipsis."""
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if not (k is None or k is Ellipsis or isinstance(k, slice) or _is_int(k)):
+            if isinstance(k, Tracer) or isinstance(k, (list, tuple, np.ndarray)):
+                # advanced indexing (integer arrays, lists, boolean masks): gather-based
+                return advanced_getitem(x, key)
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are valid "
+                             f"indices, got {type(k).__name__}")
+    n_ell = builtins.sum(k is Ellipsis for k in key)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {n_real} "
+                         f"were indexed")
+    if n_ell:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    else:
+        key = key + (slice(None),) * (x.ndim - n_real)
+    start, limit, strides, flip_axes, out_shape = [], [], [], [], []
+    dim = 0
+    for k in key:
+        if k is None:
+            out_shape.append(("new",))
+            continue
+        size = x.shape[dim]
+        if _is_int(k):
+            k = int(k)
+            if not -size <= k < size:
+                raise IndexError(f"index {k} is out of bounds for axis {dim} with size {size}")
+            k %= size
+            start.append(k), limit.append(k + 1), strides.append(1)
+            out_shape.append(("drop",))
+        else:
+            s, e, st = k.indices(size)
+            if st > 0:
+                n = len(range(s, e, st))
+                start.append(s), limit.append(s + (n - 1) * st + 1 if n else s), strides.append(st)
+            else:  # negative step: slice the mirrored range, then reverse
+                n = len(range(s, e, st))
+                lo = s + (n - 1) * st if n else 0
+                start.append(lo), limit.append(s + 1 if n else 0), strides.append(-st)
+                flip_axes.append(dim)
+            out_shape.append(("keep", dim))
+        dim += 1
+    y = ops.slice_(x, start, limit, strides)
+    if flip_axes:
+        y = ops.rev(y, flip_axes)
+    shape = []
+    for entry in out_shape:
+        if entry[0] == "new":
+            shape.append(1)
+        elif entry[0] == "keep":
+            shape.append(ops.shape_of(y)[entry[1]])
+    return ops.reshape(y, tuple(shape))
 
 
 # ---------------------------------------------------------------- functional update
@@ -380,10 +441,10 @@ def take(a, indices, axis=None, out=None, mode=None):
         raise IndexError(f"arrays used as indices must be of integer type, got {idx.dtype}")
     mode = mode or "raise"
     if mode == "wrap":
-        idx = ops.binary(ops.P.rem_p, ops.add(ops.binary(ops.P.rem_p, M.as_index(idx), n), n), n) \
+        idx = ops.binary(ops.P.rem_p, ops.add(ops.binary(ops.P.rem_p, ops_indexing.as_index(idx), n), n), n) \
             if isinstance(idx, Tracer) else np.mod(idx, n)
     elif mode == "clip":
-        idx = ops.minimum(ops.maximum(M.as_index(idx), 0), n - 1) if isinstance(idx, Tracer) \
+        idx = ops.minimum(ops.maximum(ops_indexing.as_index(idx), 0), n - 1) if isinstance(idx, Tracer) \
             else np.clip(idx, 0, n - 1)
     elif mode != "raise":
         raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
@@ -406,4 +467,4 @@ def take_along_axis(arr, indices, axis=-1):
     (axis,) = ops.normalize_axes(axis, ops.ndim_of(arr))
     if not isinstance(idx, Tracer):
         idx = _IndexPlan._checked(idx, ops.shape_of(arr)[axis], axis)
-    return M.take_along_axis(arr, idx, axis)
+    return ops_indexing.take_along_axis(arr, idx, axis)

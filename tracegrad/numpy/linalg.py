@@ -15,11 +15,14 @@ import numpy as np
 from numpy.linalg import LinAlgError  # noqa: F401  (re-exported as np.linalg does)
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_indexing
+from .. import ops_linalg
 from .. import primitives as P
 from ..pytree import _registry, register_pytree_node
 from ..trace import Tracer
+from . import contractions, products
 from ._dispatch import numpy_function
+from .reductions import max as _max, min as _min, sum as _sum
 
 _L = np.linalg
 EighResult = _L._linalg.EighResult
@@ -31,14 +34,9 @@ for _nt in (EighResult, SVDResult, SlogdetResult):
         register_pytree_node(_nt, lambda t: (list(t), None), lambda _, c, _nt=_nt: _nt(*c))
 
 
-def _arr(a):
-    from .creation import as_operand   # creation imports this module's siblings: import late
-    return as_operand(a)
-
-
 def _float(a):
     """As NumPy's linalg: ints/bools compute in float64, float32 stays float32."""
-    a = _arr(a)
+    a = ops.as_operand(a)
     dt = ops.dtype_of(a)
     return a if dt.kind == "f" else ops.as_dtype(a, np.float64)
 
@@ -52,10 +50,10 @@ def _square(a, name):
 
 
 def _lu_parts(a):
-    lu, piv, perm = M.lu(a)
+    lu, piv, perm = ops_linalg.lu(a)
     n = ops.shape_of(a)[-1]
-    l = ops.add(M.tril(lu, -1), M.eye(n, ops.dtype_of(lu)))
-    return lu, piv, perm, l, M.triu(lu)
+    l = ops.add(ops_linalg.tril(lu, -1), ops_linalg.eye(n, ops.dtype_of(lu)))
+    return lu, piv, perm, l, ops_linalg.triu(lu)
 
 
 def _parity_sign(piv, dtype):
@@ -70,9 +68,9 @@ def _lu_solve(lu_parts, b):
     """Solve a x = b for b of shape (..., n, k) with the batch dims of the factors."""
     _, _, perm, l, u = lu_parts
     idx = ops.broadcast_to(ops.reshape(perm, tuple(ops.shape_of(perm)) + (1,)), ops.shape_of(b))
-    pb = M.take_along_axis(b, idx, ops.ndim_of(b) - 2)
-    y = M.triangular_solve(l, pb, lower=True, unit_diagonal=True)
-    return M.triangular_solve(u, y, lower=False)
+    pb = ops_indexing.take_along_axis(b, idx, ops.ndim_of(b) - 2)
+    y = ops_linalg.triangular_solve(l, pb, lower=True, unit_diagonal=True)
+    return ops_linalg.triangular_solve(u, y, lower=False)
 
 
 def _bcast_batch(x, batch):
@@ -101,7 +99,7 @@ def inv(a):
     a = _float(a)
     _square(a, "inv")
     n = ops.shape_of(a)[-1]
-    eye = ops.broadcast_to(M.eye(n, ops.dtype_of(a)), ops.shape_of(a))
+    eye = ops.broadcast_to(ops_linalg.eye(n, ops.dtype_of(a)), ops.shape_of(a))
     return _lu_solve(_lu_parts(a), eye)
 
 
@@ -110,7 +108,7 @@ def det(a):
     a = _float(a)
     _square(a, "det")
     lu, piv, _, _, _ = _lu_parts(a)
-    d = ops.reduce(P.reduce_prod_p, M.diag_part(lu), (ops.ndim_of(lu) - 2,))
+    d = ops.reduce(P.reduce_prod_p, ops_linalg.diag_part(lu), (ops.ndim_of(lu) - 2,))
     return ops.mul(_parity_sign(piv, ops.dtype_of(lu)), d)
 
 
@@ -119,7 +117,7 @@ def slogdet(a):
     a = _float(a)
     _square(a, "slogdet")
     lu, piv, _, _, _ = _lu_parts(a)
-    diag = M.diag_part(lu)
+    diag = ops_linalg.diag_part(lu)
     ax = (ops.ndim_of(lu) - 2,)
     sign = ops.mul(_parity_sign(piv, ops.dtype_of(lu)), ops.reduce(P.reduce_prod_p, ops.sign(diag), ax))
     logdet = ops.reduce_sum(ops.log(ops.unary(P.abs_p, diag)), ax)
@@ -131,8 +129,8 @@ def cholesky(a, /, *, upper=False):
     a = _float(a)
     _square(a, "cholesky")
     if upper:   # NumPy then reads the upper triangle (UPLO='U') and returns U with U^T U = a
-        return M.mT(M.cholesky(M.from_upper(a)))
-    return M.cholesky(M.from_lower(a))
+        return ops_linalg.mT(ops_linalg.cholesky(ops_linalg.from_upper(a)))
+    return ops_linalg.cholesky(ops_linalg.from_lower(a))
 
 
 @numpy_function(_L.eigh)
@@ -141,7 +139,7 @@ def eigh(a, UPLO="L"):
     _square(a, "eigh")
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
-    w, v = M.eigh(M.from_lower(a) if UPLO == "L" else M.from_upper(a))
+    w, v = ops_linalg.eigh(ops_linalg.from_lower(a) if UPLO == "L" else ops_linalg.from_upper(a))
     return EighResult(w, v)
 
 
@@ -165,14 +163,14 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     a = _matrix(a, "svd")
     m, n = ops.shape_of(a)[-2:]
     if not compute_uv:
-        return M.svd(a, False)[1]
-    u, s, vh = M.svd(a, bool(full_matrices) and m != n)
+        return ops_linalg.svd(a, False)[1]
+    u, s, vh = ops_linalg.svd(a, bool(full_matrices) and m != n)
     return SVDResult(u, s, vh)
 
 
 @numpy_function(_L.svdvals)
 def svdvals(x, /):
-    return M.svd(_matrix(x, "svdvals"), False)[1]
+    return ops_linalg.svd(_matrix(x, "svdvals"), False)[1]
 
 
 @numpy_function(_L.pinv)
@@ -187,7 +185,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
         raise ValueError("`rtol` and `rcond` can't be both set.")
     if m == 0 or n == 0:
         return ops.full(tuple(ops.shape_of(a))[:-2] + (n, m), 0, dt)
-    u, s, vh = M.svd(a, False)
+    u, s, vh = ops_linalg.svd(a, False)
     k = ops.ndim_of(s) - 1
     cutoff = ops.mul(np.asarray(rcond, dt)[()] if np.ndim(rcond) == 0 else np.asarray(rcond, dt)[..., None],
                      ops.expand_to_reduced(ops.reduce(P.reduce_max_p, s, (k,)), ops.shape_of(s), (k,)))
@@ -195,49 +193,48 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     one, zero = np.ones((), dt)[()], np.zeros((), dt)[()]
     s_inv = ops.select(large, ops.div(one, ops.select(large, s, one)), zero)
     lead = tuple(ops.shape_of(s))[:-1]
-    scaled = ops.mul(ops.reshape(s_inv, lead + (ops.shape_of(s)[-1], 1)), M.mT(u))
-    return M.bmm(M.mT(vh), scaled)
+    scaled = ops.mul(ops.reshape(s_inv, lead + (ops.shape_of(s)[-1], 1)), ops_linalg.mT(u))
+    return ops_linalg.bmm(ops_linalg.mT(vh), scaled)
 
 
 @numpy_function(_L.matrix_power)
 def matrix_power(a, n):
-    a = _arr(a)
+    a = ops.as_operand(a)
     _square(a, "matrix_power")
     n = int(n) if isinstance(n, (int, np.integer)) else None
     if n is None:
         raise TypeError("exponent must be an integer")
     if n == 0:
-        return ops.broadcast_to(M.eye(ops.shape_of(a)[-1], ops.dtype_of(a)), ops.shape_of(a))
+        return ops.broadcast_to(ops_linalg.eye(ops.shape_of(a)[-1], ops.dtype_of(a)), ops.shape_of(a))
     if n < 0:
         a, n = inv(a), -n
     result, base = None, a
     while True:   # binary exponentiation, as NumPy
         if n & 1:
-            result = base if result is None else M.bmm(result, base)
+            result = base if result is None else ops_linalg.bmm(result, base)
         n >>= 1
         if not n:
             return result
-        base = M.bmm(base, base)
+        base = ops_linalg.bmm(base, base)
 
 
 @numpy_function(_L.multi_dot)
 def multi_dot(arrays, *, out=None):
-    from .products import dot
     arrays = list(arrays)
     if len(arrays) < 2:
         raise ValueError("Expecting at least two arrays.")
     res = arrays[0]
     for x in arrays[1:]:
-        res = dot(res, x)
+        res = products.dot(res, x)
     return res
 
 
 @numpy_function(_L.matrix_transpose)
 def matrix_transpose(x, /):
-    x = _arr(x)
+    x = ops.as_operand(x)
     if ops.ndim_of(x) < 2:
         raise ValueError("Input array must be at least 2-dimensional")
-    return M.mT(x)
+    return ops_linalg.mT(x)
 
 
 # ---------------------------------------------------------------- norms
@@ -247,7 +244,6 @@ def _abs(x):
 
 
 def _vector_norm(x, ord, axes, keepdims):
-    from .reductions import max as _max, min as _min, sum as _sum
     if ord is None or ord == 2:
         return ops.sqrt(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims))
     if isinstance(ord, str):
@@ -271,13 +267,12 @@ def _vector_norm(x, ord, axes, keepdims):
 
 
 def _matrix_norm(x, ord, row, col, keepdims):
-    from .reductions import max as _max, min as _min, sum as _sum
     nd = ops.ndim_of(x)
     if ord in (None, "fro", "f"):
         ret = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(sorted((row, col)))))
     elif ord in (2, -2, "nuc"):
         others = [i for i in range(nd) if i not in (row, col)]
-        s = M.svd(ops.transpose(x, others + [row, col]), False)[1]
+        s = ops_linalg.svd(ops.transpose(x, others + [row, col]), False)[1]
         k = ops.ndim_of(s) - 1
         if ord == 2:
             ret = ops.reduce(P.reduce_max_p, s, (k,))
@@ -349,35 +344,29 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
 
 @numpy_function(_L.trace)
 def trace(x, /, *, offset=0, dtype=None):
-    from .contractions import trace as _trace
-    return _trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+    return contractions.trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
 
 
 @numpy_function(_L.diagonal)
 def diagonal(x, /, *, offset=0):
-    from .contractions import diagonal as _diagonal
-    return _diagonal(x, offset=offset, axis1=-2, axis2=-1)
+    return contractions.diagonal(x, offset=offset, axis1=-2, axis2=-1)
 
 
 @numpy_function(_L.outer)
 def outer(x1, x2, /):
-    from .products import outer as _outer
-    return _outer(x1, x2)
+    return products.outer(x1, x2)
 
 
 @numpy_function(_L.matmul)
 def matmul(x1, x2, /):
-    from .products import matmul as _matmul
-    return _matmul(x1, x2)
+    return products.matmul(x1, x2)
 
 
 @numpy_function(_L.tensordot)
 def tensordot(x1, x2, /, *, axes=2):
-    from .contractions import tensordot as _tensordot
-    return _tensordot(x1, x2, axes)
+    return contractions.tensordot(x1, x2, axes)
 
 
 @numpy_function(_L.cross)
 def cross(x1, x2, /, *, axis=-1):
-    from .more import cross as _cross
-    return _cross(x1, x2, axis=axis)
+    return products.cross(x1, x2, axis=axis)

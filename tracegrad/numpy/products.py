@@ -80,3 +80,46 @@ def vdot(a, b):
     if n_a != n_b:
         raise _shape_error("vdot", a, b)
     return ops.dot_general(ops.reshape(a, (n_a,)), ops.reshape(b, (n_b,)), contract=((0,), (0,)))
+
+
+def _component(v, i):
+    return ops.slice_along(v, ops.ndim_of(v) - 1, i, i + 1)
+
+
+@numpy_function(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = ops.promote(ops.as_operand(a), ops.as_operand(b))
+    a = ops.transpose(a, _to_end(ops.ndim_of(a), ops.normalize_axis(axisa, ops.ndim_of(a), "axisa")))
+    b = ops.transpose(b, _to_end(ops.ndim_of(b), ops.normalize_axis(axisb, ops.ndim_of(b), "axisb")))
+    na, nb = ops.shape_of(a)[-1], ops.shape_of(b)[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError("incompatible dimensions for cross product\n(dimension must be 2 or 3)")
+    lead = tuple(np.broadcast_shapes(tuple(ops.shape_of(a))[:-1], tuple(ops.shape_of(b))[:-1]))
+    a = ops.broadcast_to(a, lead + (na,))
+    b = ops.broadcast_to(b, lead + (nb,))
+    a0, a1 = _component(a, 0), _component(a, 1)
+    b0, b1 = _component(b, 0), _component(b, 1)
+    z = ops.sub(ops.mul(a0, b1), ops.mul(a1, b0))
+    if na == 2 and nb == 2:
+        return ops.reshape(z, lead)
+    zero = ops.zeros_like(a0)
+    a2 = _component(a, 2) if na == 3 else zero
+    b2 = _component(b, 2) if nb == 3 else zero
+    x = ops.sub(ops.mul(a1, b2), ops.mul(a2, b1))
+    y = ops.sub(ops.mul(a2, b0), ops.mul(a0, b2))
+    c = ops.concatenate([x, y, z], len(lead))
+    nd = len(lead) + 1
+    axisc = ops.normalize_axis(axisc, nd, "axisc")
+    return ops.transpose(c, _from_end(nd, axisc))
+
+
+def _to_end(nd, axis):
+    return tuple(i for i in range(nd) if i != axis) + (axis,)
+
+
+def _from_end(nd, axis):
+    order = list(range(nd - 1))
+    order.insert(axis, nd - 1)
+    return tuple(order)

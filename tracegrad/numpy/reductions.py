@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import ops
 from .. import primitives as P
-from ._dispatch import numpy_function
+from ._dispatch import UFUNC_REDUCERS, numpy_function
 
 
 def _no_out(name, out):
@@ -47,8 +47,7 @@ def accumulator_dtype(x, dtype):
 
 
 def _asarray(a):
-    from .creation import asarray
-    return asarray(a) if isinstance(a, (list, tuple)) else a
+    return ops.as_operand(a) if isinstance(a, (list, tuple)) else a
 
 
 @numpy_function(np.sum)
@@ -199,3 +198,49 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         scl = sum(w, axis=axis, keepdims=keepdims)
         avg = ops.div(sum(ops.mul(a, w), axis=axis, keepdims=keepdims), scl)
     return (avg, scl) if returned else avg
+
+
+UFUNC_REDUCERS.update({np.add: sum, np.multiply: prod, np.maximum: max, np.minimum: min,
+                       np.logical_and: all, np.logical_or: any})
+
+
+# ---------------------------------------------------------------- stable log-sum-exp
+
+def max_shift(x, axes):
+    """The max over `axes` (keepdims), as a constant for differentiation; 0 where not finite."""
+    m = ops.expand_to_reduced(ops.reduce(P.reduce_max_p, x, axes), ops.shape_of(x), axes)
+    m = ops.stop_gradient(m)
+    return ops.select(ops.unary(P.isfinite_p, m), m, ops.zeros_like(m))
+
+
+def sum_keepdims(x, axes):
+    return ops.expand_to_reduced(ops.reduce_sum(x, axes), ops.shape_of(x), axes)
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """log(sum(b * exp(a))) over `axis`, without overflow (scipy.special.logsumexp's signature).
+
+    `b` (optional) scales each exp(a) and must broadcast to `a`'s shape. With `return_sign`, returns
+    (log|s|, sign(s)) so a negative sum is representable; otherwise a negative sum gives NaN.
+    The gradient is softmax(a) (times b); an all `-inf` slice gives `-inf`.
+    """
+    a = ops.float_operand(ops.as_operand(a))
+    axes = ops.normalize_axes(axis, ops.ndim_of(a))
+    m = max_shift(a, axes)
+    e = ops.exp(ops.sub(a, m))
+    if b is not None:
+        e = ops.mul(e, ops.as_operand(b))
+        if ops.shape_of(e) != ops.shape_of(a):
+            raise ValueError(f"logsumexp: b of shape {ops.shape_of(b)} does not broadcast to a's "
+                             f"shape {ops.shape_of(a)}")
+    s = sum_keepdims(e, axes)
+    sign = None
+    if return_sign:
+        sign = ops.sign(s)
+        s = ops.unary(P.abs_p, s)
+    out = ops.add(ops.log(s), m)
+    if not keepdims:
+        shape = tuple(d for i, d in enumerate(ops.shape_of(out)) if i not in axes)
+        out = ops.reshape(out, shape)
+        sign = None if sign is None else ops.reshape(sign, shape)
+    return (out, sign) if return_sign else out

@@ -104,8 +104,7 @@ def broadcast_to(array, shape, subok=False):
 
 
 def _as_operands(arrays):
-    from .creation import asarray
-    return [a if isinstance(a, Tracer) else asarray(a) for a in arrays]
+    return [ops.as_operand(a) for a in arrays]
 
 
 @numpy_function(np.concatenate)
@@ -202,73 +201,6 @@ def fliplr(m):
 @numpy_function(np.flipud)
 def flipud(m):
     return ops.rev(m, (0,))
-
-
-# ---------------------------------------------------------------- indexing
-
-def _is_int(k):
-    return isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
-
-
-def getitem(x, key):
-    """Basic indexing: ints, slices (any step), None/newaxis and Ellipsis."""
-    key = key if isinstance(key, tuple) else (key,)
-    for k in key:
-        if not (k is None or k is Ellipsis or isinstance(k, slice) or _is_int(k)):
-            if isinstance(k, Tracer) or isinstance(k, (list, tuple, np.ndarray)):
-                # advanced indexing (integer arrays, lists, boolean masks): gather-based
-                from .indexing import advanced_getitem
-                return advanced_getitem(x, key)
-            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are valid "
-                             f"indices, got {type(k).__name__}")
-    n_ell = builtins.sum(k is Ellipsis for k in key)
-    if n_ell > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
-    if n_real > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {n_real} "
-                         f"were indexed")
-    if n_ell:
-        i = key.index(Ellipsis)
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
-    else:
-        key = key + (slice(None),) * (x.ndim - n_real)
-    start, limit, strides, flip_axes, out_shape = [], [], [], [], []
-    dim = 0
-    for k in key:
-        if k is None:
-            out_shape.append(("new",))
-            continue
-        size = x.shape[dim]
-        if _is_int(k):
-            k = int(k)
-            if not -size <= k < size:
-                raise IndexError(f"index {k} is out of bounds for axis {dim} with size {size}")
-            k %= size
-            start.append(k), limit.append(k + 1), strides.append(1)
-            out_shape.append(("drop",))
-        else:
-            s, e, st = k.indices(size)
-            if st > 0:
-                n = len(range(s, e, st))
-                start.append(s), limit.append(s + (n - 1) * st + 1 if n else s), strides.append(st)
-            else:  # negative step: slice the mirrored range, then reverse
-                n = len(range(s, e, st))
-                lo = s + (n - 1) * st if n else 0
-                start.append(lo), limit.append(s + 1 if n else 0), strides.append(-st)
-                flip_axes.append(dim)
-            out_shape.append(("keep", dim))
-        dim += 1
-    y = ops.slice_(x, start, limit, strides)
-    if flip_axes:
-        y = ops.rev(y, flip_axes)
-    shape = []
-    for entry in out_shape:
-        if entry[0] == "new":
-            shape.append(1)
-        elif entry[0] == "keep":
-            shape.append(ops.shape_of(y)[entry[1]])
-    return ops.reshape(y, tuple(shape))
 
 
 @numpy_function(np.shape)

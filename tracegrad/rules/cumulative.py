@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_cumulative
+from .. import ops_indexing
 from .. import primitives as P
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, same_dtype
@@ -54,9 +55,9 @@ def _linrec_impl(a, b, *, axis, reverse):
 
 def _linrec_vjp(ct, a, b, *, out, axis, reverse):
     # g[k] = ct[k] + a[k+1] g[k+1]: the recurrence in the other direction on a shifted by one.
-    a_next = a if ops.ndim_of(a) == 0 else M.shift(a, axis, reverse=not reverse)
-    g = M.linear_recurrence(a_next, ct, axis, reverse=not reverse)
-    ct_a = ops.mul(g, M.shift(out, axis, reverse=reverse))
+    a_next = a if ops.ndim_of(a) == 0 else ops_cumulative.shift(a, axis, reverse=not reverse)
+    g = ops_cumulative.linear_recurrence(a_next, ct, axis, reverse=not reverse)
+    ct_a = ops.mul(g, ops_cumulative.shift(out, axis, reverse=reverse))
     return (ct_a, g)
 
 
@@ -64,11 +65,11 @@ def _linrec_jvp(tangents, a, b, *, out, axis, reverse):
     ta, tb = tangents
     drive = tb
     if ta is not None:
-        term = ops.mul(ta, M.shift(out, axis, reverse=reverse))
+        term = ops.mul(ta, ops_cumulative.shift(out, axis, reverse=reverse))
         drive = term if drive is None else ops.add(drive, term)
     if drive is None:
         return None
-    return M.linear_recurrence(a, drive, axis, reverse)
+    return ops_cumulative.linear_recurrence(a, drive, axis, reverse)
 
 
 defimpl(P.linear_recurrence_p, _linrec_impl)
@@ -95,12 +96,12 @@ def _sort_vjp(cts, x, *, out, axis):
     ct = cts[0]
     if ct is None:
         return (None,)
-    return (M.put_along_axis_add(ops.zeros_like(x), out[1], ct, axis),)
+    return (ops_indexing.put_along_axis_add(ops.zeros_like(x), out[1], ct, axis),)
 
 
 def _sort_jvp(tangents, x, *, out, axis):
     t = tangents[0]
-    return (None if t is None else M.take_along_axis(t, out[1], axis), None)
+    return (None if t is None else ops_indexing.take_along_axis(t, out[1], axis), None)
 
 
 defimpl(P.sort_p, _sort_impl)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_indexing
 from .. import primitives as P
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, same_dtype
@@ -109,12 +109,12 @@ defshape(P.scatter_p, _scatter_shape)
 # ---------------------------------------------------------------- gather derivatives
 
 def _gather_vjp(ct, x, idx, *, out, axes):
-    return (M.scatter(ops.zeros_like(x), idx, ct, axes, "add"), None)
+    return (ops_indexing.scatter(ops.zeros_like(x), idx, ct, axes, "add"), None)
 
 
 def _gather_jvp(tangents, x, idx, *, out, axes):
     t = tangents[0]
-    return None if t is None else M.gather(t, idx, axes)
+    return None if t is None else ops_indexing.gather(t, idx, axes)
 
 
 defvjp(P.gather_p, _gather_vjp)
@@ -135,9 +135,9 @@ def _set_winners(operand, idx, updates, axes):
     """(hit: positions written, win: updates that are the last write to their position)."""
     ids = _update_ids(idx, ops.shape_of(updates))
     none = ops.full(ops.shape_of(operand), -1, np.int64)
-    owner = M.scatter(none, idx, ids, axes, "set")
+    owner = ops_indexing.scatter(none, idx, ids, axes, "set")
     hit = ops.compare(P.ne_p, owner, -1)
-    win = ops.compare(P.eq_p, M.gather(owner, idx, axes), ids)
+    win = ops.compare(P.eq_p, ops_indexing.gather(owner, idx, axes), ids)
     return hit, win
 
 
@@ -152,7 +152,7 @@ def _others(operand, idx, updates, axes):
     nz = ops.select(zero, one, updates)
 
     def at_position(values, mode, base):
-        return M.gather(M.scatter(base(operand), idx, values, axes, mode), idx, axes)
+        return ops_indexing.gather(ops_indexing.scatter(base(operand), idx, values, axes, mode), idx, axes)
 
     zk = at_position(ops.convert(zero, dt), "add", ops.zeros_like)        # zeros at the position
     pk = at_position(nz, "mul", ops.ones_like)                            # product of the non-zeros
@@ -171,14 +171,14 @@ def _others(operand, idx, updates, axes):
 
 def _scatter_vjp(ct, operand, idx, updates, *, out, axes, mode):
     if mode == "add":
-        return (ct, None, M.gather(ct, idx, axes))
+        return (ct, None, ops_indexing.gather(ct, idx, axes))
     if mode == "set":
         hit, win = _set_winners(operand, idx, updates, axes)
         zero = np.zeros((), ops.dtype_of(ct))[()]
-        return (ops.select(hit, zero, ct), None, ops.select(win, M.gather(ct, idx, axes), zero))
-    factor = M.scatter(ops.ones_like(operand), idx, updates, axes, "mul")
+        return (ops.select(hit, zero, ct), None, ops.select(win, ops_indexing.gather(ct, idx, axes), zero))
+    factor = ops_indexing.scatter(ops.ones_like(operand), idx, updates, axes, "mul")
     ct_op = ops.mul(ct, factor)
-    ct_up = ops.mul(M.gather(ops.mul(ct, operand), idx, axes), _others(operand, idx, updates, axes))
+    ct_up = ops.mul(ops_indexing.gather(ops.mul(ct, operand), idx, axes), _others(operand, idx, updates, axes))
     return (ct_op, None, ct_up)
 
 
@@ -189,12 +189,12 @@ def _scatter_jvp(tangents, operand, idx, updates, *, out, axes, mode):
     if mode in ("add", "set"):   # both are linear in (operand, updates) jointly
         t_op = ops.zeros_like(operand) if t_op is None else t_op
         t_up = ops.zeros_like(updates) if t_up is None else t_up
-        return M.scatter(t_op, idx, t_up, axes, mode)
+        return ops_indexing.scatter(t_op, idx, t_up, axes, mode)
     total = None
     if t_op is not None:
-        total = ops.mul(t_op, M.scatter(ops.ones_like(operand), idx, updates, axes, "mul"))
+        total = ops.mul(t_op, ops_indexing.scatter(ops.ones_like(operand), idx, updates, axes, "mul"))
     if t_up is not None:
-        d_factor = M.scatter(ops.zeros_like(operand), idx,
+        d_factor = ops_indexing.scatter(ops.zeros_like(operand), idx,
                              ops.mul(t_up, _others(operand, idx, updates, axes)), axes, "add")
         term = ops.mul(operand, d_factor)
         total = term if total is None else ops.add(total, term)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from .. import ops_more as M
+from .. import ops_indexing
+from .. import ops_linalg
 from .. import primitives as P
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, require_float, same_dtype
@@ -69,29 +70,29 @@ def _lu_impl(a):
 
 def _lu_factors(lu):
     n = ops.shape_of(lu)[-1]
-    l = ops.add(M.tril(lu, -1), M.eye(n, ops.dtype_of(lu)))
-    return l, M.triu(lu)
+    l = ops.add(ops_linalg.tril(lu, -1), ops_linalg.eye(n, ops.dtype_of(lu)))
+    return l, ops_linalg.triu(lu)
 
 
 def _permute_rows(x, perm):
     """x[..., perm, :]  (P x)."""
     idx = ops.broadcast_to(ops.reshape(perm, ops.shape_of(perm) + (1,)), ops.shape_of(x))
-    return M.take_along_axis(x, idx, ops.ndim_of(x) - 2)
+    return ops_indexing.take_along_axis(x, idx, ops.ndim_of(x) - 2)
 
 
 def _unpermute_rows(x, perm):
     """P^T x: row i of x goes to row perm[i]."""
     idx = ops.broadcast_to(ops.reshape(perm, ops.shape_of(perm) + (1,)), ops.shape_of(x))
-    return M.put_along_axis_add(ops.zeros_like(x), idx, x, ops.ndim_of(x) - 2)
+    return ops_indexing.put_along_axis_add(ops.zeros_like(x), idx, x, ops.ndim_of(x) - 2)
 
 
 def _lu_jvp(tangents, a, *, out):
     (ta,) = tangents
     lu, _, perm = out
     l, u = _lu_factors(lu)
-    y = M.triangular_solve(l, _permute_rows(ta, perm), lower=True, unit_diagonal=True)
-    x = M.mT(M.triangular_solve(u, M.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
-    d_lu = ops.add(M.bmm(l, M.tril(x, -1)), M.bmm(M.triu(x), u))
+    y = ops_linalg.triangular_solve(l, _permute_rows(ta, perm), lower=True, unit_diagonal=True)
+    x = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
+    d_lu = ops.add(ops_linalg.bmm(l, ops_linalg.tril(x, -1)), ops_linalg.bmm(ops_linalg.triu(x), u))
     return (d_lu, None, None)
 
 
@@ -101,9 +102,9 @@ def _lu_vjp(cts, a, *, out):
         return (None,)
     lu, _, perm = out
     l, u = _lu_factors(lu)
-    m = ops.add(M.tril(M.bmm(M.mT(l), M.tril(ct, -1)), -1), M.triu(M.bmm(M.triu(ct), M.mT(u))))
-    w = M.triangular_solve(l, m, lower=True, transpose_a=True, unit_diagonal=True)   # L^-T m
-    z = M.mT(M.triangular_solve(u, M.mT(w), lower=False))                            # ... U^-T
+    m = ops.add(ops_linalg.tril(ops_linalg.bmm(ops_linalg.mT(l), ops_linalg.tril(ct, -1)), -1), ops_linalg.triu(ops_linalg.bmm(ops_linalg.triu(ct), ops_linalg.mT(u))))
+    w = ops_linalg.triangular_solve(l, m, lower=True, transpose_a=True, unit_diagonal=True)   # L^-T m
+    z = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(w), lower=False))                            # ... U^-T
     return (_unpermute_rows(z, perm),)
 
 
@@ -144,12 +145,12 @@ def _trisolve_impl(a, b, *, lower, transpose_a, unit_diagonal):
 
 def _tri_part(x, lower, unit_diagonal):
     k = (-1 if unit_diagonal else 0) if lower else (1 if unit_diagonal else 0)
-    return M.tril(x, k) if lower else M.triu(x, k)
+    return ops_linalg.tril(x, k) if lower else ops_linalg.triu(x, k)
 
 
 def _trisolve_vjp(ct, a, b, *, out, lower, transpose_a, unit_diagonal):
-    ct_b = M.triangular_solve(a, ct, lower, not transpose_a, unit_diagonal)
-    full = M.bmm(out, M.mT(ct_b)) if transpose_a else M.bmm(ct_b, M.mT(out))
+    ct_b = ops_linalg.triangular_solve(a, ct, lower, not transpose_a, unit_diagonal)
+    full = ops_linalg.bmm(out, ops_linalg.mT(ct_b)) if transpose_a else ops_linalg.bmm(ct_b, ops_linalg.mT(out))
     return (ops.neg(_tri_part(full, lower, unit_diagonal)), ct_b)
 
 
@@ -158,11 +159,11 @@ def _trisolve_jvp(tangents, a, b, *, out, lower, transpose_a, unit_diagonal):
     rhs = tb
     if ta is not None:
         da = _tri_part(ta, lower, unit_diagonal)
-        term = M.bmm(M.mT(da) if transpose_a else da, out)
+        term = ops_linalg.bmm(ops_linalg.mT(da) if transpose_a else da, out)
         rhs = ops.neg(term) if rhs is None else ops.sub(rhs, term)
     if rhs is None:
         return None
-    return M.triangular_solve(a, rhs, lower, transpose_a, unit_diagonal)
+    return ops_linalg.triangular_solve(a, rhs, lower, transpose_a, unit_diagonal)
 
 
 defimpl(P.triangular_solve_p, _trisolve_impl)
@@ -187,16 +188,16 @@ def _phi(x):
 
 def _cholesky_jvp(tangents, a, *, out):
     (ta,) = tangents
-    y = M.triangular_solve(out, ta, lower=True)                         # L^-1 dA
-    x = M.mT(M.triangular_solve(out, M.mT(y), lower=True))              # L^-1 dA L^-T
-    return M.bmm(out, _phi(x))
+    y = ops_linalg.triangular_solve(out, ta, lower=True)                         # L^-1 dA
+    x = ops_linalg.mT(ops_linalg.triangular_solve(out, ops_linalg.mT(y), lower=True))              # L^-1 dA L^-T
+    return ops_linalg.bmm(out, _phi(x))
 
 
 def _cholesky_vjp(ct, a, *, out):
-    m = _phi(M.bmm(M.mT(out), ct))
-    w = M.triangular_solve(out, m, lower=True, transpose_a=True)        # L^-T m
-    z = M.mT(M.triangular_solve(out, M.mT(w), lower=True, transpose_a=True))   # ... L^-1
-    return (M.symmetrize(z),)
+    m = _phi(ops_linalg.bmm(ops_linalg.mT(out), ct))
+    w = ops_linalg.triangular_solve(out, m, lower=True, transpose_a=True)        # L^-T m
+    z = ops_linalg.mT(ops_linalg.triangular_solve(out, ops_linalg.mT(w), lower=True, transpose_a=True))   # ... L^-1
+    return (ops_linalg.symmetrize(z),)
 
 
 defimpl(P.cholesky_p, lambda a: np.linalg.cholesky(a))
@@ -229,9 +230,9 @@ def _eigh_jvp(tangents, a, *, out):
     (ta,) = tangents
     w, v = out
     n = ops.shape_of(w)[-1]
-    dp = M.bmm(M.mT(v), M.bmm(ta, v))
-    dw = M.diag_part(dp)
-    dv = M.bmm(v, ops.mul(_gap_inverse(w, w, n), dp))
+    dp = ops_linalg.bmm(ops_linalg.mT(v), ops_linalg.bmm(ta, v))
+    dw = ops_linalg.diag_part(dp)
+    dv = ops_linalg.bmm(v, ops.mul(_gap_inverse(w, w, n), dp))
     return (dw, dv)
 
 
@@ -241,13 +242,13 @@ def _eigh_vjp(cts, a, *, out):
     n = ops.shape_of(w)[-1]
     inner = None
     if ct_v is not None:
-        inner = ops.mul(_gap_inverse(w, w, n), M.bmm(M.mT(v), ct_v))
+        inner = ops.mul(_gap_inverse(w, w, n), ops_linalg.bmm(ops_linalg.mT(v), ct_v))
     if ct_w is not None:
-        d = M.diag_embed(ct_w, n, n)
+        d = ops_linalg.diag_embed(ct_w, n, n)
         inner = d if inner is None else ops.add(inner, d)
     if inner is None:
         return (None,)
-    return (M.symmetrize(M.bmm(v, M.bmm(inner, M.mT(v)))),)
+    return (ops_linalg.symmetrize(ops_linalg.bmm(v, ops_linalg.bmm(inner, ops_linalg.mT(v)))),)
 
 
 defimpl(P.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
@@ -288,7 +289,7 @@ def _split_full(a, out, full_matrices):
             qu = ops.slice_(u, [0] * nl + [0, k], lead + [m, m])
             u = ops.slice_(u, [0] * (nl + 2), lead + [m, k])
         if n > k:
-            qv = M.mT(ops.slice_(vh, [0] * nl + [k, 0], lead + [n, n]))
+            qv = ops_linalg.mT(ops.slice_(vh, [0] * nl + [k, 0], lead + [n, n]))
             vh = ops.slice_(vh, [0] * (nl + 2), lead + [k, n])
     return u, s, vh, qu, qv, m, n, k
 
@@ -309,38 +310,38 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
     (ta,) = tangents
     u, s, vh, qu, qv, m, n, k = _split_full(a, out, full_matrices)
     lead = _lead(a)
-    v = M.mT(vh)
-    dp = M.bmm(M.mT(u), M.bmm(ta, v))
-    ds = M.diag_part(dp)
+    v = ops_linalg.mT(vh)
+    dp = ops_linalg.bmm(ops_linalg.mT(u), ops_linalg.bmm(ta, v))
+    ds = ops_linalg.diag_part(dp)
     f = _gap_inverse(s, s, k, square=True)
     s_row = ops.reshape(s, lead + (1, k))
     s_col = ops.reshape(s, lead + (k, 1))
-    du = M.bmm(u, ops.mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, M.mT(dp)))))
-    dv = M.bmm(v, ops.mul(f, ops.add(ops.mul(s_col, dp), ops.mul(M.mT(dp), s_row))))
+    du = ops_linalg.bmm(u, ops.mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
+    dv = ops_linalg.bmm(v, ops.mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
     if m > k:
-        dav = M.bmm(ta, v)
-        du = ops.add(du, ops.div(ops.sub(dav, M.bmm(u, dp)), s_row))
+        dav = ops_linalg.bmm(ta, v)
+        du = ops.add(du, ops.div(ops.sub(dav, ops_linalg.bmm(u, dp)), s_row))
     if n > k:
-        dau = M.bmm(M.mT(ta), u)
-        dv = ops.add(dv, ops.div(ops.sub(dau, M.bmm(v, M.mT(dp))), s_row))
+        dau = ops_linalg.bmm(ops_linalg.mT(ta), u)
+        dv = ops.add(dv, ops.div(ops.sub(dau, ops_linalg.bmm(v, ops_linalg.mT(dp))), s_row))
     if qu is not None:
-        du = ops.concatenate([du, ops.neg(M.bmm(u, M.bmm(M.mT(du), qu)))], len(lead) + 1)
+        du = ops.concatenate([du, ops.neg(ops_linalg.bmm(u, ops_linalg.bmm(ops_linalg.mT(du), qu)))], len(lead) + 1)
     if qv is not None:
-        dv = ops.concatenate([dv, ops.neg(M.bmm(v, M.bmm(M.mT(dv), qv)))], len(lead) + 1)
-    return (du, ds, M.mT(dv))
+        dv = ops.concatenate([dv, ops.neg(ops_linalg.bmm(v, ops_linalg.bmm(ops_linalg.mT(dv), qv)))], len(lead) + 1)
+    return (du, ds, ops_linalg.mT(dv))
 
 
 def _svd_vjp(cts, a, *, out, full_matrices):
     ct_u, ct_s, ct_vh = cts
     u, s, vh, qu, qv, m, n, k = _split_full(a, out, full_matrices)
     lead = _lead(a)
-    v = M.mT(vh)
-    ct_v = None if ct_vh is None else M.mT(ct_vh)
+    v = ops_linalg.mT(vh)
+    ct_v = None if ct_vh is None else ops_linalg.mT(ct_vh)
     # fold the cotangents of the complement columns into those of the first k (adjoint of dQ above)
     if ct_u is not None and qu is not None:
-        ct_u = ops.sub(_cols(ct_u, 0, k), M.bmm(qu, M.bmm(M.mT(_cols(ct_u, k, m)), u)))
+        ct_u = ops.sub(_cols(ct_u, 0, k), ops_linalg.bmm(qu, ops_linalg.bmm(ops_linalg.mT(_cols(ct_u, k, m)), u)))
     if ct_v is not None and qv is not None:
-        ct_v = ops.sub(_cols(ct_v, 0, k), M.bmm(qv, M.bmm(M.mT(_cols(ct_v, k, n)), v)))
+        ct_v = ops.sub(_cols(ct_v, 0, k), ops_linalg.bmm(qv, ops_linalg.bmm(ops_linalg.mT(_cols(ct_v, k, n)), v)))
     s_row = ops.reshape(s, lead + (1, k))
     s_col = ops.reshape(s, lead + (k, 1))
     f = _gap_inverse(s, s, k, square=True)
@@ -350,21 +351,21 @@ def _svd_vjp(cts, a, *, out, full_matrices):
         return term if total is None else ops.add(total, term)
 
     if ct_s is not None:
-        core = M.diag_embed(ct_s, k, k)
+        core = ops_linalg.diag_embed(ct_s, k, k)
     extra = None
     if ct_u is not None:
-        utc = M.bmm(M.mT(u), ct_u)
+        utc = ops_linalg.bmm(ops_linalg.mT(u), ct_u)
         j = ops.mul(f, utc)
-        core = acc(core, ops.mul(ops.add(j, M.mT(j)), s_row))
+        core = acc(core, ops.mul(ops.add(j, ops_linalg.mT(j)), s_row))
         if m > k:
-            extra = M.bmm(ops.div(ops.sub(ct_u, M.bmm(u, utc)), s_row), vh)
+            extra = ops_linalg.bmm(ops.div(ops.sub(ct_u, ops_linalg.bmm(u, utc)), s_row), vh)
     if ct_v is not None:
-        vtc = M.bmm(M.mT(v), ct_v)
+        vtc = ops_linalg.bmm(ops_linalg.mT(v), ct_v)
         kk = ops.mul(f, vtc)
-        core = acc(core, ops.mul(s_col, ops.add(kk, M.mT(kk))))
+        core = acc(core, ops.mul(s_col, ops.add(kk, ops_linalg.mT(kk))))
         if n > k:
-            extra = acc(extra, M.bmm(u, M.mT(ops.div(ops.sub(ct_v, M.bmm(v, vtc)), s_row))))
-    total = None if core is None else M.bmm(u, M.bmm(core, vh))
+            extra = acc(extra, ops_linalg.bmm(u, ops_linalg.mT(ops.div(ops.sub(ct_v, ops_linalg.bmm(v, vtc)), s_row))))
+    total = None if core is None else ops_linalg.bmm(u, ops_linalg.bmm(core, vh))
     if extra is not None:
         total = acc(total, extra)
     return (total,)
