@@ -24,23 +24,12 @@ from .primitives import checkpoint_p, cond_p, scan_p, while_p
 from .ir import IR, Aval, Lit, Var, dce, free_vars_used
 from .pytree import tree_flatten, tree_unflatten
 from .staging import check_leaf
-from .trace import Builder, Tracer, _builder, aval_of, bind, current_builder, impl_of
+from .trace import PY_SCALARS, Tracer, aval_of, bind, current_builder, eval_ir, impl_of, no_trace, trace_child
 
 INDEX = np.dtype(np.int64)
-_PY_SCALARS = (bool, int, float)
 
 
 # ---------------------------------------------------------------- helpers shared with the rules
-
-@contextlib.contextmanager
-def no_builder():
-    """Run NumPy impls directly (an impl called from an eager builder must not record)."""
-    token = _builder.set(None)
-    try:
-        yield
-    finally:
-        _builder.reset(token)
-
 
 def trace_closed(fn, avals, weaks=None, n_lead=None):
     """Trace `fn(*tracers) -> (leaves, aux)` in a child builder into a closed, constant-free IR.
@@ -49,32 +38,17 @@ def trace_closed(fn, avals, weaks=None, n_lead=None):
     after the first `n_lead` declared inputs (default: after all). Returns (ir, extras, aux): the
     operands to pass for the extra inputs, in order (unused ones dropped).
     """
-    n_lead = len(avals) if n_lead is None else n_lead
-    b = Builder(eager=False)
-    with b:
-        ins = []
-        for k, a in enumerate(avals):
-            t = b.new_input(a)
-            t.weak = bool(weaks[k]) if weaks is not None else False
-            ins.append(t)
+    def body(*ins):
         try:
-            leaves, aux = fn(*ins)
+            return fn(*ins)
         except TracerError as e:
             if _BODY_NOTE in str(e):
                 raise
             raise TracerError(f"{e}\n{_BODY_NOTE}") from None
-        outs = tuple(b.lift(x) for x in leaves)
-    extra_vars = list(b.capture_vars) + [v for v, _ in b.consts]
-    extras = list(b.captured) + [c for _, c in b.consts]
-    declared = list(b.inputs)
-    ir = dce(IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), tuple(b.eqns), outs))
-    used = set(free_vars_used(ir.eqns)) | {a for a in ir.outputs if isinstance(a, Var)}
-    keep = [k for k, v in enumerate(extra_vars) if v in used]
-    if len(keep) < len(extra_vars):
-        extra_vars = [extra_vars[k] for k in keep]
-        extras = [extras[k] for k in keep]
-        ir = IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), ir.eqns, ir.outputs)
-    return ir, extras, aux
+
+    child = trace_child(body, avals, weak=weaks if weaks is not None else [False] * len(avals))
+    ir, extras = child.closed(n_lead)
+    return ir, extras, child.aux
 
 
 _BODY_NOTE = ("  (loop, cond and checkpoint bodies are traced once into IR, also in eager mode: inside "
@@ -85,7 +59,7 @@ def copy_ir(ir, extra_outputs=()):
     """`ir` with fresh variables (no Var shared with another sub-IR), plus `extra_outputs` (indices
     of inputs to return as well)."""
     def fn(*a):
-        return inline(ir, a) + [a[k] for k in extra_outputs], None
+        return eval_ir(ir, *a) + [a[k] for k in extra_outputs], None
     new, extras, _ = trace_closed(fn, ir.in_avals)
     assert not extras
     return new
@@ -113,15 +87,6 @@ def merge_extras(traced):
                       for k in range(len(all_extras)))
         irs.append(IR(ir.inputs[:n_decl] + evars, (), ir.eqns, ir.outputs))
     return irs, all_extras
-
-
-def inline(ir, args):
-    """Evaluate `ir` on `args` in the current context (recording into the current builder)."""
-    from .trace import eval_eqns
-    env = dict(zip(ir.inputs, args))
-    env.update(ir.consts)
-    eval_eqns(ir.eqns, env)
-    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
 
 
 # ---------------------------------------------------------------- user-facing checks
@@ -153,11 +118,11 @@ def _operand(x, where):
     if isinstance(x, Tracer):
         return x
     check_leaf(x, where)
-    return x if type(x) in _PY_SCALARS else np.asarray(x)
+    return x if type(x) in PY_SCALARS else np.asarray(x)
 
 
 def _is_weak(x) -> bool:
-    return type(x) in _PY_SCALARS or (isinstance(x, Tracer) and x.weak)
+    return type(x) in PY_SCALARS or (isinstance(x, Tracer) and x.weak)
 
 
 def _weak_carry(x) -> bool:
@@ -503,7 +468,7 @@ def expand_steps(eqn, ins, where=""):
     """Yield `(eqn, inputs, outputs, where)` for every equation executed inside control-flow
     equation `eqn` run on concrete `ins`, in execution order (nested constructs recursively, each
     followed by its own step)."""
-    with no_builder():
+    with no_trace():
         yield from _STEPPERS[eqn.prim](eqn, list(ins), where)
 
 

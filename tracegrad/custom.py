@@ -36,14 +36,13 @@ from .ir import IR, Aval, Lit, Var
 from .pytree import _registry as _pytree_registry
 from .pytree import tree_flatten, tree_unflatten
 from .primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
-from .rules.custom import materialize, outside_any_trace
+from .rules.custom import materialize
 from .staging import check_leaf
-from .trace import (Builder, Tracer, _source, aval_of, bind, bind_at, current_builder, eval_eqns,
-                    rebinding)
+from .trace import (PY_SCALARS, Tracer, _source, aval_of, bind, bind_at, current_builder, no_trace,
+                    rebinding, trace_child)
 
 __all__ = ["custom_vjp", "custom_jvp", "Function", "FunctionCtx", "pure_callback", "ShapeDtypeStruct"]
 
-_PY_SCALARS = (bool, int, float)
 _WALK_MAX = 10_000   # containers larger than this in a rule's closure are not searched for tracers
 # custom functions whose fwd is being traced right now: a call of f inside f's own fwd records f's
 # primal function instead (else tracing fwd would recurse forever), as JAX does.
@@ -136,36 +135,33 @@ class _Recorded:
     """
 
     def __init__(self, leaves, trace, rule_fns=()):
-        outer = current_builder()
-        inner = Builder(eager=outer.eager)
-        with inner:
-            ins = []
-            for x in leaves:
-                t = inner.new_input(aval_of(x), (x.value if isinstance(x, Tracer) else np.asarray(x))
-                                    if inner.eager else None)
-                t.weak = (x.weak if isinstance(x, Tracer) else type(x) in _PY_SCALARS)
-                ins.append(t)
-            outs, self.info = trace(ins)
-            self.weak = [isinstance(o, Tracer) and o.weak for o in outs]
-            found = []
+        found = []
+
+        def record(*ins):
+            outs, info = trace(list(ins))
+            inner = current_builder()
             for t in closure_tracers(*rule_fns):
                 try:
                     found.append((t.node, inner.lift(t)))   # a (possibly unused) sub-IR input
                 except TracerError:         # stale already: the rule fails as any leak would
                     pass
-            ir = inner.to_ir([o if isinstance(o, Tracer) else np.asarray(o) for o in outs])
+            return outs, (info, [isinstance(o, Tracer) and o.weak for o in outs])
+
+        child = trace_child(record, leaves, eager=current_builder().eager)
+        self.info, self.weak = child.aux
         # The sub-IR is closed and constant-free (as control-flow bodies are): arrays it closed
         # over become trailing operands, so inlining it anywhere never has to add constants.
-        self.ir = IR(ir.inputs + tuple(v for v, _ in ir.consts), (), ir.eqns, ir.outputs)
-        self.operands = list(leaves) + list(inner.captured) + [c for _, c in ir.consts]
+        self.ir, extras = child.closed(keep_unused=True)
+        self.operands = list(leaves) + extras
         # (Var a rule may meet, index among the closure operands): the captured tracers, and the
         # tracers found in the rules' closures (which may differ when those were rebound already)
-        index = {v: i for i, v in enumerate(inner.capture_vars)}
-        self.closure_map = [(t.node, i) for i, t in enumerate(inner.captured)] + \
+        capture_vars = child.ir.inputs[child.n_declared:]
+        index = {v: i for i, v in enumerate(capture_vars)}
+        self.closure_map = [(t.node, i) for i, t in enumerate(child.captured)] + \
                            [(node, index[v]) for node, v in found]
         self.values = None
-        if inner.eager:   # eager: the values are already computed; binding must not recompute them
-            self.values = tuple(np.asarray(a.value) if isinstance(a, Lit) else inner.values[a]
+        if child.values is not None:   # eager: already computed; binding must not recompute them
+            self.values = tuple(np.asarray(a.value) if isinstance(a, Lit) else child.values[a]
                                 for a in self.ir.outputs)
 
     def bind(self, prim, **params):
@@ -458,21 +454,19 @@ class _JVPRule:
         idx = [i for i, a in enumerate(arg_leaves) if active[i] and _is_float(a)]
         if not idx or all(c is None for c in cts):
             return [None] * len(arg_leaves)
-        outer = current_builder()
-        inner = Builder(eager=outer.eager)
         zeros = [np.zeros(ops.shape_of(arg_leaves[i]), ops.dtype_of(arg_leaves[i])) for i in idx]
-        with inner:
-            t_in = [inner.new_input(Aval(z.shape, z.dtype), z if inner.eager else None) for z in zeros]
+
+        def tangent_map(*t_in):
             tangents = [None] * len(arg_leaves)
             for i, t in zip(idx, t_in):
                 tangents[i] = t
             t_out = self.jvp(arg_leaves, tangents, closure)
             keep = [k for k, (t, c) in enumerate(zip(t_out, cts)) if t is not None and c is not None]
-            sub = inner.to_ir([t_out[k] if isinstance(t_out[k], Tracer) else np.asarray(t_out[k])
-                               for k in keep])
-        env = dict(zip(sub.inputs, zeros + list(inner.captured)))
-        env.update(sub.consts)
-        eval_eqns(sub.eqns, env, inner.values if inner.eager else None)
+            return [t_out[k] for k in keep], keep
+
+        child = trace_child(tangent_map, zeros, eager=current_builder().eager, weak=[False] * len(zeros))
+        sub, keep = child.ir, child.aux
+        env = child.replay(zeros)
         seeds: dict = {}
         for v, k in zip(sub.outputs, keep):
             if isinstance(v, Var) and v.aval.is_float:
@@ -677,7 +671,7 @@ class Callback:
 
     def __call__(self, *arrays):
         args, kwargs = tree_unflatten(self.arg_tree, [np.asarray(a) for a in arrays])
-        with outside_any_trace():
+        with no_trace():
             result = self.fun(*args, **kwargs)
         leaves, _ = tree_flatten(result)
         if len(leaves) != len(self.avals):

@@ -10,7 +10,9 @@ from . import primitives as P
 from .ir import Eqn, Lit, format_src
 from .pytree import tree_flatten, tree_unflatten
 from .staging import check_leaf, new_root_input
+from .control_flow import expand_steps, has_steps
 from .trace import Builder, Tracer, bind, current_builder
+from .transforms import _Traced
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,6 @@ def steps(fun, *args):
     A control-flow equation (loop, cond, checkpoint) is preceded by the equations executed inside
     it, each with `where` naming the iteration or branch ("scan i=3").
     """
-    from .transforms import _Traced
     leaves, tree = tree_flatten(args)
     for i, leaf in enumerate(leaves):
         check_leaf(leaf, f"argument {i} of debug.steps")
@@ -71,7 +72,6 @@ def steps(fun, *args):
         if len(tr.outs) == 1 and isinstance(tr.outs[0], Tracer) and tr.outs[0].shape == () \
                 and tr.outs[0].dtype.kind == "f":
             tr.backward([ops.ones_like(tr.outs[0])])
-    from .control_flow import expand_steps, has_steps
     i = 0
     for e in root.eqns:
         ins = tuple(root.value_of(a) for a in e.inputs)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .primitives import shape_rules
+
 _SHORT_DTYPE = {
     "float16": "f16", "float32": "f32", "float64": "f64",
     "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
@@ -209,7 +211,6 @@ def pretty(ir: IR) -> str:
 
 def verify(ir: IR) -> None:
     """Type-check `ir`: single assignment, defined-before-use, and avals agree with shape rules."""
-    from .primitives import shape_rules
 
     defined = set()
     for v in ir.inputs + tuple(v for v, _ in ir.consts):

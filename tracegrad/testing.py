@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .pytree import tree_flatten, tree_unflatten
+from .transforms import jvp, vjp
 
 
 def _is_float(x):
@@ -40,7 +41,6 @@ def check_grads(fun, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, 
     central differences. Order n checks the derivative maps themselves at order n-1.
     Raises AssertionError with the worst mismatch.
     """
-    from .transforms import jvp, vjp
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     for m in modes:
         if m not in ("fwd", "rev"):
@@ -64,7 +64,6 @@ def check_grads(fun, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, 
 
 
 def _check(f, xs, order, modes, atol, rtol, eps, rng):
-    from .transforms import jvp, vjp
     xs = [np.asarray(x, np.float64) for x in xs]
     vs = [rng.standard_normal(x.shape) for x in xs]
     # np.asarray: a 0-d input must stay a 0-d array (x + eps * v would be a NumPy scalar)

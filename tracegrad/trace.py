@@ -16,9 +16,10 @@ import numpy as np
 
 from .config import anomaly_enabled
 from .errors import AnomalyError, MissingRuleError, TracerError, user_source
-from .ir import IR, Aval, Eqn, Lit, Var
+from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used
 from .primitives import impl_rules, shape_rules
 
+PY_SCALARS = (bool, int, float)   # weakly typed operands (NEP 50), as JAX's weak types
 _FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise arrays)
 _builder: ContextVar = ContextVar("tracegrad_builder", default=None)
 _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
@@ -27,6 +28,17 @@ _rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: ope
 
 def current_builder():
     return _builder.get()
+
+
+@contextlib.contextmanager
+def no_trace():
+    """Run with no current builder: `bind` computes with the NumPy impls and records nothing (what
+    an impl or a user callback running inside an eager trace needs)."""
+    token = _builder.set(None)
+    try:
+        yield
+    finally:
+        _builder.reset(token)
 
 
 @contextlib.contextmanager
@@ -182,7 +194,7 @@ class Builder:
             return Lit(x, np.asarray(x).dtype)
         if isinstance(x, np.ndarray):
             return self._const(x)
-        if isinstance(x, (bool, int, float)):
+        if isinstance(x, PY_SCALARS):
             return Lit(x, np.asarray(x).dtype)
         raise TypeError(f"cannot use {type(x).__name__} as an array operand at {user_source(3)}")
 
@@ -301,25 +313,106 @@ def eval_eqns(eqns, env: dict, values: dict | None = None) -> None:
     Source lines are preserved. `values` (an eager builder's Var -> value) lets eager replay reuse
     the values already computed instead of recomputing them.
     """
+    builder = _builder.get()
+    reuse = values is not None and builder is not None and builder.eager
     for e in eqns:
         ins = [a if isinstance(a, Lit) else env[a] for a in e.inputs]
         pre = None
-        if values is not None and _builder.get() is not None and _builder.get().eager:
-            pre = tuple(values[v] for v in e.outs) if all(v in values for v in e.outs) else None
+        if reuse and all(v in values for v in e.outs):
+            pre = tuple(values[v] for v in e.outs)
         out = bind_at(e.prim, ins, e.params, e.src, e.fwd_src, pre)
         outs = out if e.prim.multiple_results else (out,)
         for v, o in zip(e.outs, outs):
             env[v] = o
 
 
-def eval_ir(ir: IR, *args):
-    """Evaluate `ir` on `args` in the current context (no builder: NumPy, op by op)."""
+def read(env: dict, atom):
+    return atom.value if isinstance(atom, Lit) else env[atom]
+
+
+def eval_ir(ir: IR, *args) -> list:
+    """The outputs of `ir` on `args`, evaluated in the current context: recorded into the current
+    builder (so inlining a sub-IR is evaluating it), or computed with NumPy outside any trace."""
     if len(args) != len(ir.inputs):
         raise TypeError(f"IR takes {len(ir.inputs)} inputs, got {len(args)}")
     env = dict(zip(ir.inputs, args))
     env.update(ir.consts)
     eval_eqns(ir.eqns, env)
-    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
+    return [read(env, a) for a in ir.outputs]
+
+
+# ---------------------------------------------------------------- tracing a function
+
+class ChildTrace:
+    """A function recorded in a child builder of the current context.
+
+    `ir`: inputs are the declared inputs, then one stand-in per outer tracer the function read
+    (`captured`, in the same order); `ir.consts` are the arrays it closed over. `aux` is whatever
+    the function returned beside its output leaves; in eager mode `values` maps the child's
+    variables to the values already computed.
+    """
+    __slots__ = ("ir", "captured", "aux", "values", "n_declared")
+
+    def __init__(self, ir, captured, aux, values, n_declared):
+        self.ir, self.captured, self.aux, self.values = ir, captured, aux, values
+        self.n_declared = n_declared
+
+    def replay(self, args) -> dict:
+        """Evaluate the recorded equations in the current context on `args` (one per declared
+        input); returns the environment (Var -> operand), reusing eager values."""
+        env = dict(zip(self.ir.inputs, list(args) + list(self.captured)))
+        env.update(self.ir.consts)
+        eval_eqns(self.ir.eqns, env, self.values)
+        return env
+
+    def closed(self, n_lead: int | None = None, keep_unused: bool = False):
+        """(IR, extras): the IR with no constants and no captures, and the operands to pass for them.
+
+        Captured tracers and closed-over arrays become explicit inputs, inserted after the first
+        `n_lead` declared inputs (default: after all of them); unless `keep_unused`, equations
+        whose results are not needed and extras nothing reads are dropped.
+        """
+        ir = self.ir
+        n_decl = self.n_declared
+        n_lead = n_decl if n_lead is None else n_lead
+        declared = list(ir.inputs[:n_decl])
+        extra_vars = list(ir.inputs[n_decl:]) + [v for v, _ in ir.consts]
+        extras = list(self.captured) + [c for _, c in ir.consts]
+        eqns = ir.eqns if keep_unused else dce(IR((), (), ir.eqns, ir.outputs)).eqns
+        if not keep_unused:
+            used = set(free_vars_used(eqns)) | {a for a in ir.outputs if isinstance(a, Var)}
+            keep = [k for k, v in enumerate(extra_vars) if v in used]
+            extra_vars = [extra_vars[k] for k in keep]
+            extras = [extras[k] for k in keep]
+        inputs = tuple(declared[:n_lead] + extra_vars + declared[n_lead:])
+        return IR(inputs, (), tuple(eqns), ir.outputs), extras
+
+
+def trace_child(fn, inputs, *, eager: bool = False, weak=None) -> ChildTrace:
+    """Record `fn(*tracers) -> (output leaves, aux)` in a child builder of the current context.
+
+    `inputs` are avals (abstract inputs) or operands (their avals; in eager mode their values too);
+    `weak[k]` marks input k as a weakly typed Python scalar (default: operands that are Python
+    scalars or weak tracers). Output leaves may be tracers, arrays or Python scalars.
+    """
+    b = Builder(eager=eager)
+    with b:
+        ins = []
+        for k, x in enumerate(inputs):
+            if isinstance(x, Aval):
+                t = b.new_input(x)
+            else:
+                value = (x.value if isinstance(x, Tracer) else np.asarray(x)) if eager else None
+                t = b.new_input(aval_of(x), value)
+                t.weak = isinstance(x, Tracer) and x.weak or type(x) in PY_SCALARS
+            if weak is not None:
+                t.weak = bool(weak[k])
+            ins.append(t)
+        leaves, aux = fn(*ins)
+        outs = tuple(b.lift(x if isinstance(x, Tracer) or type(x) in PY_SCALARS else np.asarray(x))
+                     for x in leaves)
+    ir = IR(tuple(b.inputs) + tuple(b.capture_vars), tuple(b.consts), tuple(b.eqns), outs)
+    return ChildTrace(ir, list(b.captured), aux, b.values if eager else None, len(b.inputs))
 
 
 def aval_of(x) -> Aval:

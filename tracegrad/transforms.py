@@ -14,7 +14,7 @@ from .errors import user_source
 from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, new_root_input, param_names, unwrap_output
-from .trace import Builder, Tracer, aval_of, current_builder, eval_eqns
+from .trace import Tracer, aval_of, current_builder, read, trace_child
 
 
 # ---------------------------------------------------------------- cores (run inside a builder)
@@ -23,16 +23,8 @@ class _Traced:
     """A function recorded in a child builder and inlined into the current one."""
 
     def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function"):
-        outer = current_builder()
-        inner = Builder(eager=outer.eager)
-        with inner:
-            ins = []
-            for x in primals_flat:
-                t = inner.new_input(aval_of(x), x.value if isinstance(x, Tracer) else
-                                    (np.asarray(x) if inner.eager else None))
-                t.weak = isinstance(x, Tracer) and x.weak
-                ins.append(t)
-            out = fun(*tree_unflatten(in_tree, ins))
+        def record(*ins):
+            out = fun(*tree_unflatten(in_tree, list(ins)))
             if has_aux:
                 if not (isinstance(out, (tuple, list)) and len(out) == 2):
                     raise TypeError(f"has_aux=True needs {what} to return a pair (output, aux), "
@@ -40,20 +32,19 @@ class _Traced:
                 out, aux = out
             else:
                 aux = None
-            out_flat, self.out_tree = tree_flatten(out)
-            aux_flat, self.aux_tree = tree_flatten(aux)
+            out_flat, out_tree = tree_flatten(out)
+            aux_flat, aux_tree = tree_flatten(aux)
             for o in out_flat + aux_flat:
                 if not isinstance(o, Tracer):
                     check_leaf(o, f"output of {what}")
-            self.ir = inner.to_ir([o if isinstance(o, Tracer) else np.asarray(o)
-                                   for o in out_flat + aux_flat])
-        self.n_out = len(out_flat)
+            return out_flat + aux_flat, (out_tree, aux_tree, len(out_flat))
+
+        child = trace_child(record, primals_flat, eager=current_builder().eager)
+        self.ir = child.ir
+        self.out_tree, self.aux_tree, self.n_out = child.aux
         self.n_in = len(primals_flat)
-        env = dict(zip(self.ir.inputs, list(primals_flat) + inner.captured))
-        env.update(self.ir.consts)
-        eval_eqns(self.ir.eqns, env, inner.values if inner.eager else None)
-        self.env = env
-        res = [a.value if isinstance(a, Lit) else env[a] for a in self.ir.outputs]
+        self.env = child.replay(primals_flat)
+        res = [read(self.env, a) for a in self.ir.outputs]
         self.outs, self.aux = res[:self.n_out], res[self.n_out:]
 
     def out_vars(self):

@@ -1,20 +1,19 @@
 """Operators and array methods of `Tracer`, so traced values behave like NumPy arrays."""
 from __future__ import annotations
 
-from ..trace import Tracer
+from ..trace import PY_SCALARS, Tracer
 from . import contractions, creation, cumulative, elementwise as ew, indexing, products
 from . import rearranging, reductions as red, shapes, sorting
 from ._dispatch import array_function, array_ufunc
 
 
-_PY_SCALARS = (bool, int, float)
 
 
 def _python_arithmetic(out, *operands):
     """Python operators on Python scalars give Python scalars: a result whose operands are all
     Python scalars or weak tracers (traced Python-scalar arguments) stays weak, so that
     `f32_array * (s * 2)` is float32 as in NumPy, while `np.exp(s)` is a strong float64."""
-    if all((isinstance(o, Tracer) and o.weak) or type(o) in _PY_SCALARS for o in operands):
+    if all((isinstance(o, Tracer) and o.weak) or type(o) in PY_SCALARS for o in operands):
         if isinstance(out, Tracer):
             return Tracer(out.node, out.builder, out.value, True)
         if isinstance(out, tuple):

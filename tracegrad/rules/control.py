@@ -33,10 +33,10 @@ import numpy as np
 
 from .. import ops
 from ..autodiff import backward_pass, jvp_pass
-from ..control_flow import (INDEX, copy_ir, inline, merge_extras, no_builder, trace_closed)
+from ..control_flow import INDEX, copy_ir, merge_extras, trace_closed
 from ..ir import IR, Aval, Eqn, Lit, Var, dce
 from ..primitives import checkpoint_p, cond_p, scan_p, while_p
-from ..trace import Tracer, bind, current_builder, eval_eqns, eval_ir, impl_of
+from ..trace import Tracer, bind, current_builder, eval_eqns, eval_ir, impl_of, no_trace, trace_child
 from .common import defimpl, defjvp, defshape, defvjp
 
 
@@ -60,7 +60,7 @@ def _scan_impl(*args, body, length, reverse, n_consts, n_carry, saved):
             raise ValueError(f"scan: an xs operand has {np.shape(x)[0]} rows, the loop runs {n} times")
     y_avals = body.out_avals[n_carry:]
     ys = [np.empty((n,) + a.shape, a.dtype) for a in y_avals]
-    with no_builder():
+    with no_trace():
         for i in (range(n - 1, -1, -1) if reverse else range(n)):
             outs = eval_ir(body, np.int64(i), *consts, *carry, *[x[i] for x in xs])
             carry = outs[:n_carry]
@@ -78,7 +78,7 @@ def _while_impl(*args, cond, body, n_cond_consts, n_body_consts, record, saved):
     y_avals = body.out_avals[nk:]
     bufs = [[] for _ in y_avals]          # the growable buffers (a list; compiled: doubling arrays)
     count = 0
-    with no_builder():
+    with no_trace():
         while bool(eval_ir(cond, *cc, *carry)[0]):
             outs = eval_ir(body, *bc, *carry)
             carry = outs[:nk]
@@ -95,13 +95,13 @@ def _while_impl(*args, cond, body, n_cond_consts, n_body_consts, record, saved):
 
 def _cond_impl(pred, *ops_, branches):
     ir = branches[1] if bool(pred) else branches[0]
-    with no_builder():
+    with no_trace():
         outs = eval_ir(ir, *ops_)
     return tuple(_as(o, a) for o, a in zip(outs, ir.out_avals))
 
 
 def _checkpoint_impl(*args, body):
-    with no_builder():
+    with no_trace():
         outs = eval_ir(body, *args)
     return tuple(_as(o, a) for o, a in zip(outs, body.out_avals))
 
@@ -228,14 +228,9 @@ class _Lin:
 
 def _trace_open(fn, avals):
     """Trace `fn` into an IR that keeps the builder's constants as IR constants."""
-    from ..trace import Builder
-    b = Builder(eager=False)
-    with b:
-        ins = [b.new_input(a) for a in avals]
-        leaves, _ = fn(*ins)
-        outs = tuple(b.lift(x) for x in leaves)
-    assert not b.captured, "a loop body must be closed"
-    return IR(tuple(b.inputs), tuple(b.consts), tuple(b.eqns), outs)
+    child = trace_child(fn, avals, weak=[False] * len(avals))
+    assert not child.captured, "a loop body must be closed"
+    return child.ir
 
 
 def _linearize(body, n_idx, n_consts, n_carry, want_consts, want_xs, fc, fy) -> _Lin:
@@ -372,7 +367,7 @@ def _saved(prim, ins, out, key, build):
         b.eqns[idx] = Eqn(e.prim, e.inputs, e.outs + new, params, e.src, e.fwd_src)
         vals = [None] * len(new)
         if b.eager:
-            with no_builder():
+            with no_trace():
                 allv = impl_of(prim)(*[b.value_of(a) for a in e.inputs], **params)
             vals = [_as(v, a) for v, a in zip(allv[len(e.outs):], extra_avals)]
             b.values.update(zip(new, vals))
@@ -402,7 +397,7 @@ def _bwd_body(lin, consts, inv_vals, present):
                 for j in lin.fy]
         args = (([i] if lin.n_idx else []) + [consts[k] for k in lin.const_idx] + list(inv_vals) +
                 res + xi + ct_c + ct_y)
-        outs = inline(lin.bwd, args)
+        outs = eval_ir(lin.bwd, *args)
         ct_consts, ct_in, ct_x = outs[:nw], outs[nw:nw + nf], outs[nw + nf:]
         return list(ct_in) + [ops.add(s, c) for s, c in zip(acc, ct_consts)] + list(ct_x), None
 
@@ -412,7 +407,7 @@ def _bwd_body(lin, consts, inv_vals, present):
 
 def _backward_loop(lin, consts, res, xs_needed, ct_carry, ct_ys, carry_out, n_op, length, reverse):
     """Emit the backward scan. Returns (ct_init[fc], ct_consts[want_consts], ct_xs[want_xs])."""
-    inv_vals = inline(lin.inv, consts) if lin.inv.outputs else []
+    inv_vals = eval_ir(lin.inv, *consts) if lin.inv.outputs else []
     ct_c0 = [ct_carry[k] if ct_carry[k] is not None else ops.zeros_like(carry_out[k]) for k in lin.fc]
     present = tuple(j for j in lin.fy if ct_ys[j] is not None)
     acc0 = [ops.zeros_like(consts[k]) for k in lin.want_consts]
