@@ -9,7 +9,9 @@ from . import debug
 from . import nn, optim
 from .config import detect_anomaly, eager
 from .control_flow import checkpoint, cond, fori_loop, scan, while_loop
-from .custom import Function, ShapeDtypeStruct, custom_jvp, custom_vjp, pure_callback
+from .callback import ShapeDtypeStruct, pure_callback
+from .custom_jvp import custom_jvp
+from .custom_vjp import Function, custom_vjp
 from .errors import AnomalyError, TracerError
 from .ir import IR, verify
 from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten

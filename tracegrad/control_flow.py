@@ -12,7 +12,6 @@ The primitives' exact semantics (what the impls and the compiler's lowerings imp
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import numpy as np
@@ -21,7 +20,7 @@ from . import ops
 from . import primitives as P
 from .errors import TracerError, user_source
 from .primitives import checkpoint_p, cond_p, scan_p, while_p
-from .ir import IR, Aval, Lit, Var, dce, free_vars_used
+from .ir import IR, Aval, Lit, Var
 from .pytree import tree_flatten, tree_unflatten
 from .staging import check_leaf
 from .trace import PY_SCALARS, Tracer, aval_of, bind, current_builder, eval_ir, impl_of, no_trace, trace_child

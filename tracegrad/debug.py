@@ -7,8 +7,8 @@ import numpy as np
 
 from . import ops
 from . import primitives as P
-from .ir import Eqn, Lit, format_src
-from .pytree import tree_flatten, tree_unflatten
+from .ir import Eqn, format_src
+from .pytree import tree_flatten
 from .staging import check_leaf, new_root_input
 from .control_flow import expand_steps, has_steps
 from .trace import Builder, Tracer, bind, current_builder

@@ -13,7 +13,7 @@ from .autodiff import backward_pass, jvp_pass
 from .errors import user_source
 from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
-from .staging import Staged, check_leaf, new_root_input, param_names, unwrap_output
+from .staging import Staged, check_leaf, param_names
 from .trace import Tracer, aval_of, current_builder, read, trace_child
 
 

@@ -19,7 +19,6 @@ from .. import ops_indexing
 from .. import ops_linalg
 from .. import primitives as P
 from ..pytree import _registry, register_pytree_node
-from ..trace import Tracer
 from . import contractions, products
 from ._dispatch import numpy_function
 from .reductions import max as _max, min as _min, sum as _sum
