@@ -156,3 +156,32 @@ def test_tnp_on_plain_arrays_is_numpy():
         np.testing.assert_array_equal(a, b)
     assert tnp.sum(x) == np.sum(x) and type(tnp.sum(x)) is type(np.sum(x))
     assert tnp.float32 is np.float32 and tnp.pi == np.pi and tnp.newaxis is None
+
+
+@pytest.mark.parametrize("loop", ["fori_loop", "while_loop"])
+def test_eager_gradient_through_a_loop_runs_the_forward_loop_once(loop):
+    """The forward loop saves its residuals as it runs; its VJP must not run it a second time."""
+    calls = []
+
+    def count(i):
+        calls.append(int(i))
+        return np.zeros((), np.float64)
+
+    def body_value(i, c):
+        tick = tg.pure_callback(count, tg.ShapeDtypeStruct((), np.float64), i)
+        return np.sin(c) * 1.5 + tick
+
+    def f(x):
+        if loop == "fori_loop":
+            return np.sum(tg.fori_loop(0, 4, body_value, x))
+        _, c = tg.while_loop(lambda s: s[0] < 4, lambda s: (s[0] + 1, body_value(s[0], s[1])), (0, x))
+        return np.sum(c)
+
+    x = np.array([0.3, -0.8])
+    with tg.eager():
+        g = tg.grad(f)(x)
+    assert calls == [0, 1, 2, 3]
+    c, dc = x, np.ones_like(x)
+    for _ in range(4):
+        c, dc = np.sin(c) * 1.5, dc * np.cos(c) * 1.5
+    np.testing.assert_allclose(g, dc, rtol=1e-12)

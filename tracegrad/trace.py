@@ -140,9 +140,12 @@ class Tracer:
 
 
 class Builder:
-    def __init__(self, eager: bool = False):
+    """Records equations (and in eager mode computes them) for one traced function."""
+
+    def __init__(self, eager: bool = False, reverse: bool = False):
         self.parent = _builder.get()
         self.eager = eager
+        self.reverse = reverse          # reverse mode will differentiate what is recorded here
         self.inputs: list = []
         self.eqns: list = []
         self.consts: list = []
@@ -151,6 +154,7 @@ class Builder:
         self.capture_vars: list = []    # the local input var standing for each
         self._capture_index: dict = {}
         self.values: dict = {}          # eager mode: Var -> ndarray
+        self.extensions: dict = {}      # first output Var -> (key, payload, extra output tracers)
 
     def __enter__(self):
         self._token = _builder.set(self)
@@ -167,6 +171,64 @@ class Builder:
                 return True
             b = b.parent
         return False
+
+    def in_reverse_mode(self) -> bool:
+        b = self
+        while b is not None:
+            if b.reverse:
+                return True
+            b = b.parent
+        return False
+
+    # ------------------------------------------------------------ extending recorded equations
+    # A derivative rule may need more from an equation than its outputs (a loop's per-iteration
+    # residuals): the equation is given extra outputs once, so the forward work is done once.
+
+    def extension(self, outs):
+        """(key, payload, extra tracers) recorded for the equation whose outputs begin with `outs`."""
+        return self.extensions.get(outs[0].node) if outs and isinstance(outs[0], Tracer) else None
+
+    def note_extension(self, outs, key, payload, extra):
+        self.extensions[outs[0].node] = (key, payload, list(extra))
+
+    def extend_equation(self, outs, key, build):
+        """(payload, extra output tracers) for the recorded equation whose outputs are `outs`.
+
+        `build() -> (payload, params, extra_avals)`: the equation is rewritten in place with `params`
+        and extra trailing outputs of `extra_avals` (in eager mode computed now); `key(params)` is
+        noted with the payload (see `extension`).
+        None if `outs` are not exactly the outputs of an equation of this builder, or the equation
+        was extended already.
+        """
+        if self.extension(outs) is not None:
+            return None
+        idx = self._equation_of(outs)
+        if idx is None:
+            return None
+        payload, params, extra_avals = build()
+        e = self.eqns[idx]
+        new = tuple(Var(a) for a in extra_avals)
+        self.eqns[idx] = Eqn(e.prim, e.inputs, e.outs + new, params, e.src, e.fwd_src)
+        values = [None] * len(new)
+        if self.eager:
+            with no_trace():
+                allv = impl_of(e.prim)(*[self.value_of(a) for a in e.inputs], **params)
+            values = [np.asarray(v, dtype=a.dtype) for v, a in zip(allv[len(e.outs):], extra_avals)]
+            self.values.update(zip(new, values))
+        extra = [Tracer(v, self, val) for v, val in zip(new, values)]
+        self.note_extension(outs, key(params), payload, extra)
+        return payload, extra
+
+    def _equation_of(self, outs):
+        if not outs or not all(isinstance(o, Tracer) and o.builder is self for o in outs):
+            return None
+        first = outs[0].node
+        for idx in range(len(self.eqns) - 1, -1, -1):
+            e = self.eqns[idx]
+            if e.outs and e.outs[0] is first:
+                same = len(e.outs) == len(outs) and all(v is o.node for v, o in zip(e.outs, outs))
+                return idx if same else None
+        return None
 
     def new_input(self, aval: Aval, value=None) -> Tracer:
         v = Var(aval)
@@ -351,11 +413,12 @@ class ChildTrace:
     the function returned beside its output leaves; in eager mode `values` maps the child's
     variables to the values already computed.
     """
-    __slots__ = ("ir", "captured", "aux", "values", "n_declared")
+    __slots__ = ("ir", "captured", "aux", "values", "n_declared", "extensions")
 
-    def __init__(self, ir, captured, aux, values, n_declared):
+    def __init__(self, ir, captured, aux, values, n_declared, extensions):
         self.ir, self.captured, self.aux, self.values = ir, captured, aux, values
         self.n_declared = n_declared
+        self.extensions = extensions
 
     def replay(self, args) -> dict:
         """Evaluate the recorded equations in the current context on `args` (one per declared
@@ -363,6 +426,11 @@ class ChildTrace:
         env = dict(zip(self.ir.inputs, list(args) + list(self.captured)))
         env.update(self.ir.consts)
         eval_eqns(self.ir.eqns, env, self.values)
+        builder = _builder.get()
+        if builder is not None:   # what derivative rules added to equations carries over too
+            for first, (key, payload, extra) in self.extensions.items():
+                if isinstance(env.get(first), Tracer):
+                    builder.note_extension([env[first]], key, payload, [env[t.node] for t in extra])
         return env
 
     def closed(self, n_lead: int | None = None, keep_unused: bool = False):
@@ -388,14 +456,15 @@ class ChildTrace:
         return IR(inputs, (), tuple(eqns), ir.outputs), extras
 
 
-def trace_child(fn, inputs, *, eager: bool = False, weak=None) -> ChildTrace:
+def trace_child(fn, inputs, *, eager: bool = False, weak=None, reverse: bool = False) -> ChildTrace:
     """Record `fn(*tracers) -> (output leaves, aux)` in a child builder of the current context.
 
     `inputs` are avals (abstract inputs) or operands (their avals; in eager mode their values too);
     `weak[k]` marks input k as a weakly typed Python scalar (default: operands that are Python
-    scalars or weak tracers). Output leaves may be tracers, arrays or Python scalars.
+    scalars or weak tracers). Output leaves may be tracers, arrays or Python scalars. `reverse`: the
+    recording will be differentiated in reverse mode (eager loops then save their residuals).
     """
-    b = Builder(eager=eager)
+    b = Builder(eager=eager, reverse=reverse)
     with b:
         ins = []
         for k, x in enumerate(inputs):
@@ -412,7 +481,8 @@ def trace_child(fn, inputs, *, eager: bool = False, weak=None) -> ChildTrace:
         outs = tuple(b.lift(x if isinstance(x, Tracer) or type(x) in PY_SCALARS else np.asarray(x))
                      for x in leaves)
     ir = IR(tuple(b.inputs) + tuple(b.capture_vars), tuple(b.consts), tuple(b.eqns), outs)
-    return ChildTrace(ir, list(b.captured), aux, b.values if eager else None, len(b.inputs))
+    return ChildTrace(ir, list(b.captured), aux, b.values if eager else None, len(b.inputs),
+                      b.extensions)
 
 
 def aval_of(x) -> Aval:

@@ -22,7 +22,7 @@ from .trace import Tracer, aval_of, current_builder, read, trace_child
 class _Traced:
     """A function recorded in a child builder and inlined into the current one."""
 
-    def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function"):
+    def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function", reverse=False):
         def record(*ins):
             out = fun(*tree_unflatten(in_tree, list(ins)))
             if has_aux:
@@ -39,7 +39,7 @@ class _Traced:
                     check_leaf(o, f"output of {what}")
             return out_flat + aux_flat, (out_tree, aux_tree, len(out_flat))
 
-        child = trace_child(record, primals_flat, eager=current_builder().eager)
+        child = trace_child(record, primals_flat, eager=current_builder().eager, reverse=reverse)
         self.ir = child.ir
         self.out_tree, self.aux_tree, self.n_out = child.aux
         self.n_in = len(primals_flat)
@@ -113,7 +113,7 @@ def _zeros_for(x):
 
 def _value_and_grad_core(fun, argnums, has_aux, args, what):
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, what)
-    tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
     if tr.n_out != 1 or tree_unflatten(tr.out_tree, [0]) != 0:
         raise TypeError(f"{what} requires a function returning one scalar, got a "
                         f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
@@ -156,7 +156,7 @@ def _vjp_traced(fun, primals, has_aux):
     leaves, tree = tree_flatten(tuple(primals))
     for i, leaf in enumerate(leaves):
         check_leaf(leaf, f"primal {i} of vjp")
-    tr = _Traced(fun, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    tr = _Traced(fun, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
     return tr, leaves, tree
 
 
@@ -245,7 +245,7 @@ def _one_hot(i, shape, dtype):
 
 def _jacrev_core(fun, argnums, args):
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacrev")
-    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
+    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"), reverse=True)
     if tr.n_out != 1:
         raise TypeError("jacrev needs a function returning one array")
     out = tr.outs[0]
