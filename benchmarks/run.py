@@ -649,6 +649,8 @@ def main(argv=None):
     opts = parse_args(argv)
     if opts.backend:
         os.environ["TRACEGRAD_BACKEND"] = opts.backend
+    # timings are of native code: the first call waits for it ("never": the interpreter tier)
+    os.environ["TRACEGRAD_COMPILE"] = "never" if os.environ.get("TRACEGRAD_BACKEND") == "interpret" else "sync"
     if opts.child_compile:
         child_compile(opts.child_compile)
         return 0

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracegrad.ir import Lit, Var, _pretty, format_src, short_dtype
+from tracegrad.ir import Aval, Lit, Var, _pretty, format_src, short_dtype
 
 from . import layout, loops
-from .kernels import HELPERS
-from .lowering import lit, np_type
+from .fuse import Plan
+from .rules import KERNEL_HELPERS, lit, np_type
 
 _HELPERS = {
     "_debug_print": """
@@ -59,6 +59,7 @@ class Generated:
     signature: list       # (dtype, ndim) per kernel parameter (ndim -1: a scalar)
     callbacks: list = None  # tg.pure_callback objects the kernel calls, by slot
     anomaly_eqns: dict = None   # anomaly key -> equation (check_finite)
+    eqns: list = None       # the planned equations (error messages number them)
 
 
 class Workspace:
@@ -193,9 +194,12 @@ class Emitter:
         self.storage[v] = (name, 0)
         return self.storage[v]
 
+    def plan_body(self, ir):
+        """The fusion plan of a nested IR (a loop or branch body), emitted inline by its lowering."""
+        return Plan(ir, self.plan.check_finite)
+
     def temp_value(self, shape, dtype) -> Var:
         """A scratch array (released after this group) that accesses can name as their root."""
-        from tracegrad.ir import Aval
         v = Var(Aval(shape, dtype))
         self.storage[v] = self.temp(dtype, v.aval.size)
         return v
@@ -475,7 +479,7 @@ class Emitter:
             "from numba import objmode, prange",
         ]
         body_text = "\n".join(text for _, text, _, _ in self.lines)
-        self.kernels |= {h for h in HELPERS if re.search(rf"\b{h}\(", body_text)}
+        self.kernels |= {h for h in KERNEL_HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
         head.append("")
@@ -502,7 +506,7 @@ class Emitter:
         out += self._runner()
         source = "\n".join(out) + "\n"
         return Generated(source, line_eqn, parallel, self.plan.check_finite, signature,
-                         list(self.callbacks), dict(self.anomaly_eqns))
+                         list(self.callbacks), dict(self.anomaly_eqns), list(self.plan.eqns))
 
 
 def generate(plan) -> Generated:

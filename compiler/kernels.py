@@ -12,6 +12,9 @@ import numpy as np
 from numba import njit
 from numpy.linalg import LinAlgError
 
+from .cache import guard_numba_cache
+from .rules import KERNEL_HELPERS
+
 _OPTS = dict(cache=True, error_model="numpy", nogil=False)
 
 
@@ -192,14 +195,9 @@ def grow_buffer(buf, need):
     return new
 
 
-HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow",
-           "floordiv_f", "grow_buffer")
-
-
 def _guard_caches():
     # a damaged cache entry of a helper is rebuilt, like a kernel's (see cache.guard_numba_cache)
-    from .cache import guard_numba_cache
-    for name in HELPERS:
+    for name in KERNEL_HELPERS:
         guard_numba_cache(globals()[name], "kernels")
 
 

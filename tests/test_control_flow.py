@@ -16,9 +16,6 @@ from tracegrad import control_flow as cf
 HERE = "test_control_flow.py:"
 
 
-@pytest.fixture(autouse=True)
-def _interpret(interpret):
-    pass
 
 
 def lineno(f, offset=0):

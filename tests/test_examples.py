@@ -1,4 +1,4 @@
-"""The examples run, learn, and stay reproducible (interpret backend, eager mode)."""
+"""The examples run, learn, and stay reproducible (interpreter tier, eager mode, and compiled)."""
 import ast
 import importlib.util
 import os
@@ -27,14 +27,14 @@ def run_example(args, **env):
                           text=True, timeout=300)
 
 
-def test_train_mlp_few_epochs_interpret(interpret):
+def test_train_mlp_few_epochs_interpret():
     res = load_example("train_mlp").main(epochs=3, verbose=False)
     assert res["test_acc"] >= 0.93, res
     losses = [h[0] for h in res["history"]]
     assert losses[0] > losses[1] > losses[2], losses
 
 
-def test_train_mlp_default_reaches_95_percent_interpret(interpret, capsys):
+def test_train_mlp_default_reaches_95_percent_interpret(capsys):
     res = load_example("train_mlp").main()           # the README's command, default settings
     assert res["test_acc"] >= 0.95, res
     assert res["train_acc"] >= 0.98, res
@@ -42,16 +42,17 @@ def test_train_mlp_default_reaches_95_percent_interpret(interpret, capsys):
     assert last.startswith("final test accuracy: "), last
 
 
-def test_train_mlp_is_reproducible(interpret):
+def test_train_mlp_is_reproducible():
     a = load_example("train_mlp").main(epochs=2, verbose=False)
     b = load_example("train_mlp").main(epochs=2, verbose=False)
     assert a["history"] == b["history"]
 
 
-def test_train_mlp_numba_backend_matches_interpret(numba_backend, monkeypatch):
+@pytest.mark.compiled
+def test_train_mlp_compiled_matches_interpreter(monkeypatch):
     res = load_example("train_mlp").main(epochs=2, verbose=False)
     assert res["test_acc"] >= 0.93, res
-    monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
+    monkeypatch.setenv("TRACEGRAD_COMPILE", "never")
     ref = load_example("train_mlp").main(epochs=2, verbose=False)
     for (loss, train_acc, test_acc), (rloss, rtrain, rtest) in zip(res["history"], ref["history"]):
         assert abs(loss - rloss) <= 1e-4 * abs(rloss) + 1e-6
@@ -69,7 +70,7 @@ def test_train_mlp_eager_mode_cli():
 
 
 def test_debug_nan_example_locates_the_anomalies():
-    p = run_example(["examples/debug_nan.py"], TRACEGRAD_BACKEND="interpret")
+    p = run_example(["examples/debug_nan.py"], TRACEGRAD_COMPILE="never")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert out.count("AnomalyError:") == 3, out

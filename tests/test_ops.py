@@ -16,7 +16,7 @@ from hypothesis import given, note, strategies as st
 import tracegrad as tg
 import tracegrad.numpy as tnp
 from op_harness import (FEW, GRADS, MODES, TWO, VALUES, assert_close, assert_exact, check_error_parity,
-                        interpret_backend, outcome, quiet, run_traced)  # noqa: F401
+                        outcome, quiet, run_traced)  # noqa: F401
 from op_specs import ALL_DTYPES, BY_NAME, SPECS, TIER1, specs
 
 _NO_NP_DISPATCH = {"asarray", "array", "full"}   # np.asarray(tracer) cannot be intercepted

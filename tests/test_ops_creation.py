@@ -9,7 +9,7 @@ from hypothesis import given, note, strategies as st
 
 import tracegrad as tg
 import tracegrad.numpy as tnp
-from op_harness import FEW, MODES, VALUES, assert_close, interpret_backend, run_traced  # noqa: F401
+from op_harness import FEW, MODES, VALUES, assert_close, run_traced  # noqa: F401
 from op_specs import REAL, shapes
 
 DTYPES = (np.float32, np.float64, np.int32, np.int64, np.bool_)

@@ -79,13 +79,12 @@ def _primitives_of(fn, args, kwargs):
 
 def _lowered(name, lowerings):
     prim = P.all_primitives[name]
-    return name in lowerings or prim.inline_before_compile
+    return prim in lowerings or prim.inline_before_compile
 
 
 def rows():
-    import compiler.lowering  # noqa: F401
-    import compiler  # noqa: F401  (importing registers every lowering module)
-    lowerings = compiler.lowering.LOWERINGS
+    import compiler.lowering  # noqa: F401  (importing registers every lowering module)
+    from compiler.rules import LOWERINGS as lowerings
     funcs = {}
     for np_fn, impl in list(_dispatch.FUNCTIONS.items()) + list(_dispatch.UFUNCS.items()):
         mod = (getattr(np_fn, "__module__", "") or "numpy")

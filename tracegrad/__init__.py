@@ -12,7 +12,7 @@ from .control_flow import checkpoint, cond, fori_loop, scan, while_loop
 from .callback import ShapeDtypeStruct, pure_callback
 from .custom_jvp import custom_jvp
 from .custom_vjp import Function, custom_vjp
-from .errors import AnomalyError, TracerError
+from .errors import AnomalyError, EagerFallbackWarning, TracerError
 from .ir import IR, verify
 from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
 from .testing import check_grads
@@ -22,7 +22,7 @@ from .transforms import (grad, hessian, jacfwd, jacrev, jit, jvp, make_ir, stop_
 __version__ = "0.1.0"
 
 __all__ = [
-    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "jit", "make_ir",
+    "EagerFallbackWarning", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "jit", "make_ir",
     "stop_gradient", "eager", "detect_anomaly", "debug", "check_grads", "TracerError",
     "AnomalyError", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
     "register_pytree_node", "IR", "verify",

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 import numpy as np
 
 from .config import anomaly_enabled
-from .errors import AnomalyError, MissingRuleError, TracerError, user_source
+from .errors import MissingRuleError, TracerError, check_finite, user_source
 from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used
 from .primitives import impl_rules, shape_rules
 
@@ -293,17 +293,6 @@ class Builder:
                   tuple(self.eqns), outs)
 
 
-def _check_finite(prim, outs, ins, src, fwd_src):
-    for o in outs:
-        o = np.asarray(o)
-        if o.dtype.kind == "f" and not np.isfinite(o).all():
-            kind = "NaN" if np.isnan(o).any() else "Inf"
-            already = any(np.asarray(i).dtype.kind == "f" and not np.isfinite(i).all() for i in ins)
-            detail = kind + (" (an input already held NaN/Inf)" if already else "")
-            raise AnomalyError(prim.name, "forward" if fwd_src is None else "backward",
-                               src, fwd_src, detail)
-
-
 def impl_of(prim):
     rule = impl_rules.get(prim)
     if rule is None:
@@ -327,7 +316,7 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         ins = [a.value if isinstance(a, Lit) else a for a in args]
         out = impl_of(prim)(*ins, **params)
         if anomaly_enabled():
-            _check_finite(prim, out if prim.multiple_results else (out,), ins, src, fwd_src)
+            check_finite(prim.name, src, fwd_src, ins, out if prim.multiple_results else (out,))
         return out
     if not prim.effectful and prim.foldable and \
             not any(isinstance(a, Tracer) for a in args) and \
@@ -360,7 +349,7 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
             values = tuple(np.asarray(v, dtype=a.dtype) if np.ndim(v) == 0 or
                            np.asarray(v).dtype != a.dtype else v for v, a in zip(values, out_avals))
             if anomaly_enabled():
-                _check_finite(prim, values, ins, src, fwd_src)
+                check_finite(prim.name, src, fwd_src, ins, values)
         for v, val in zip(outs, values):
             builder.values[v] = val
         tracers = tuple(Tracer(v, builder, val, weak) for v, val in zip(outs, values))

@@ -307,14 +307,19 @@ def hessian(fun, argnums=0):
 
 # ---------------------------------------------------------------- jit, make_ir, stop_gradient
 
-def jit(fun=None, static_argnums=(), static_argnames=()):
-    """Trace once per signature and compile into one native function; also a decorator."""
+def jit(fun=None, static_argnums=(), static_argnames=(), compile=None):
+    """Trace once per signature and compile into one native function; also a decorator.
+
+    `compile`: "background" (the default, from TRACEGRAD_COMPILE: first calls run at once on the
+    interpreter tier while native code is built in a worker process), "sync" (the first call waits
+    for native code) or "never". Under tg.jit, value-dependent Python on traced values is an error.
+    """
     if fun is None:
-        return lambda f: jit(f, static_argnums, static_argnames)
+        return lambda f: jit(f, static_argnums, static_argnames, compile)
     if isinstance(fun, Staged) and not static_argnums and not static_argnames:
         return Staged(fun.fun, fun.static_argnums, fun.static_argnames, fun.name,
-                      names_from=fun.__wrapped__)
-    return Staged(fun, static_argnums, static_argnames)
+                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True)
+    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True)
 
 
 def make_ir(fun, static_argnums=()):
@@ -322,8 +327,9 @@ def make_ir(fun, static_argnums=()):
     staged = fun if isinstance(fun, Staged) else Staged(fun, static_argnums)
 
     def build(*args, **kwargs):
-        entry, _ = staged._entry_for(args, kwargs)
-        return entry.ir
+        sig = staged._signature(args, kwargs)
+        entry = staged._cache.get(sig.key)
+        return entry.ir if entry is not None and entry.ir is not None else staged.trace_ir(sig)[0]
     return build
 
 

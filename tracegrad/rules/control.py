@@ -16,7 +16,9 @@ from ..autodiff import backward_pass, jvp_pass
 from ..bodies import INDEX, copy_ir, merge_extras, trace_closed
 from ..ir import IR, Aval, Lit, Var
 from ..primitives import checkpoint_p, cond_p, scan_p, while_p
-from ..trace import Tracer, bind, eval_eqns, eval_ir, no_trace, read
+from ..config import anomaly_enabled
+from ..interpret import runner
+from ..trace import Tracer, bind, eval_eqns, no_trace, read
 from .common import defimpl, defjvp, defshape, defvjp
 
 
@@ -40,9 +42,10 @@ def _scan_impl(*args, body, length, reverse, n_consts, n_carry, saved):
             raise ValueError(f"scan: an xs operand has {np.shape(x)[0]} rows, the loop runs {n} times")
     y_avals = body.out_avals[n_carry:]
     ys = [np.empty((n,) + a.shape, a.dtype) for a in y_avals]
+    run = runner(body, anomaly_enabled())
     with no_trace():
         for i in (range(n - 1, -1, -1) if reverse else range(n)):
-            outs = eval_ir(body, np.int64(i), *consts, *carry, *[x[i] for x in xs])
+            outs = run(np.int64(i), *consts, *carry, *[x[i] for x in xs])
             carry = outs[:n_carry]
             for y, o in zip(ys, outs[n_carry:]):
                 y[i] = o
@@ -58,9 +61,10 @@ def _while_impl(*args, cond, body, n_cond_consts, n_body_consts, record, saved):
     y_avals = body.out_avals[nk:]
     bufs = [[] for _ in y_avals]          # the growable buffers (a list; compiled: doubling arrays)
     count = 0
+    test, run = runner(cond, anomaly_enabled()), runner(body, anomaly_enabled())
     with no_trace():
-        while bool(eval_ir(cond, *cc, *carry)[0]):
-            outs = eval_ir(body, *bc, *carry)
+        while bool(test(*cc, *carry)[0]):
+            outs = run(*bc, *carry)
             carry = outs[:nk]
             for b, o in zip(bufs, outs[nk:]):
                 b.append(o)
@@ -76,14 +80,12 @@ def _while_impl(*args, cond, body, n_cond_consts, n_body_consts, record, saved):
 def _cond_impl(pred, *ops_, branches):
     ir = branches[1] if bool(pred) else branches[0]
     with no_trace():
-        outs = eval_ir(ir, *ops_)
-    return tuple(as_aval(o, a) for o, a in zip(outs, ir.out_avals))
+        return runner(ir, anomaly_enabled())(*ops_)
 
 
 def _checkpoint_impl(*args, body):
     with no_trace():
-        outs = eval_ir(body, *args)
-    return tuple(as_aval(o, a) for o, a in zip(outs, body.out_avals))
+        return runner(body, anomaly_enabled())(*args)
 
 
 defimpl(scan_p, _scan_impl)

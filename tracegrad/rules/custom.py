@@ -21,7 +21,9 @@ from ..autodiff import backward_pass, jvp_pass
 from ..errors import user_source
 from ..ir import Lit, Var
 from ..primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
-from ..trace import _source, eval_eqns, eval_ir, no_trace
+from ..config import anomaly_enabled
+from ..interpret import runner
+from ..trace import _source, eval_eqns, no_trace
 from .common import defimpl, defjvp, defshape, defvjp
 
 
@@ -29,7 +31,7 @@ from .common import defimpl, defjvp, defshape, defvjp
 
 def _call_impl(*args, call, **_):
     with no_trace():
-        return tuple(eval_ir(call, *args))
+        return runner(call, anomaly_enabled())(*args)
 
 
 def _call_shape(*avals, call, **_):

@@ -1,0 +1,3 @@
+"""The Numba lowering of every primitive, one module per family; importing this package registers
+them all in `compiler.rules.LOWERINGS`."""
+from . import control, cumulative, effects, elementwise, indexing, linalg, reductions, structure  # noqa: F401
