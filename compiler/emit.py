@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegrad.ir import Lit, Var, _pretty, format_src, short_dtype
 
-from . import layout, loops
+from . import callables, layout, loops
 from .kernels import HELPERS
 from .lowering import lit, np_type
 
@@ -478,6 +478,7 @@ class Emitter:
         self.kernels |= {h for h in HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
+        head += callables.import_lines(body_text)
         head.append("")
         for h in sorted(self.helpers):
             head += ["", *_HELPERS[h].strip("\n").split("\n"), ""]

@@ -513,3 +513,4 @@ LOWERINGS[P.debug_print_p] = Block(_debug_print)
 
 
 from . import control, lowering_ext  # noqa: E402,F401  (register their rules in LOWERINGS)
+from . import lowering_special  # noqa: E402,F401  (scipy.special primitives)

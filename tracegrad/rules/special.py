@@ -1,0 +1,120 @@
+"""Special-function primitives (the ones `tracegrad.scipy.special` cannot compose): impl, shape,
+and derivatives.
+
+The impls call `scipy.special` in float64 and round to the operand dtype; the Numba lowerings
+(`compiler/lowering_special.py`) call the same C functions, so both agree to the last bit
+(polygamma, whose compiled form is our own Hurwitz-zeta series, to a few ulp). Every derivative
+is written with these same primitives, so derivatives of every order exist:
+lgamma' = digamma = polygamma(0, .), polygamma(n, .)' = polygamma(n + 1, .), i0' = i1, ...
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special as sc
+
+from .. import ops
+from .. import primitives as P
+from ..ir import Aval
+from .common import defimpl, defshape, elementwise_shape, require_float
+from .elementwise import _partials
+
+
+def _in_float64(fn):
+    def impl(x):
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(np.asarray(x, np.float64))).astype(x.dtype, copy=False)
+    return impl
+
+
+def _float_unary_shape(x, **_):
+    require_float("special function", x)
+    return Aval(x.shape, x.dtype)
+
+
+for _p, _f in {P.lgamma_p: sc.gammaln, P.digamma_p: sc.digamma, P.gamma_p: sc.gamma,
+               P.erfc_p: sc.erfc, P.erfinv_p: sc.erfinv, P.log_ndtr_p: sc.log_ndtr,
+               P.i0_p: sc.i0, P.i1_p: sc.i1, P.i0e_p: sc.i0e, P.i1e_p: sc.i1e}.items():
+    defimpl(_p, _in_float64(_f))
+    defshape(_p, _float_unary_shape)
+
+
+def _polygamma_impl(n, x):
+    """scipy.special.polygamma where n is a whole number >= 0; NaN for any other n."""
+    dt = np.result_type(n, x)
+    n64, x64 = np.asarray(n, np.float64), np.asarray(x, np.float64)
+    whole = (n64 >= 0) & (n64 == np.floor(n64)) & np.isfinite(n64)
+    with np.errstate(all="ignore"):
+        out = np.where(whole, sc.polygamma(np.where(whole, n64, 0.0), x64), np.nan)
+    return np.asarray(out).astype(dt, copy=False)
+
+
+def _polygamma_shape(n, x):
+    require_float("polygamma", x)
+    return elementwise_shape(n, x)
+
+
+defimpl(P.polygamma_p, _polygamma_impl)
+defshape(P.polygamma_p, _polygamma_shape)
+
+
+# ---------------------------------------------------------------- derivatives
+
+def _const(x, value):
+    return np.asarray(value, dtype=ops.dtype_of(x))[()]
+
+
+def polygamma(n, x):
+    """polygamma(n, x) for a constant whole n (the traceable form the rules use)."""
+    return ops.bind(P.polygamma_p, *ops.promote(_const(x, n), x)) if not ops.is_traced(n) \
+        else ops.binary(P.polygamma_p, n, x)
+
+
+def _sq(x):
+    return ops.integer_pow(x, 2)
+
+
+def _bessel_ratio(x, value, small_series):
+    """value / x, with its Maclaurin series near 0 (where value / x is 0 / 0): the series has the
+    right derivatives there, and the select keeps the division's NaN out of every order."""
+    near0 = ops.compare(P.lt_p, ops.unary(P.abs_p, x), _const(x, 1e-2))
+    safe = ops.select(near0, ops.ones_like(x), x)
+    return ops.select(near0, small_series(x), ops.div(value, safe))
+
+
+def _i1_over_x_series(x):
+    # i1(x) / x = sum_k (x/2)^(2k) / (2 k! (k+1)!) = 1/2 + x^2/16 + x^4/384 + x^6/18432 + ...
+    x2 = _sq(x)
+    return ops.add(_const(x, 0.5), ops.mul(x2, ops.add(_const(x, 1 / 16),
+                                                        ops.mul(x2, _const(x, 1 / 384)))))
+
+
+def _i1e_over_x_series(x):
+    return ops.mul(_i1_over_x_series(x), ops.exp(ops.neg(ops.unary(P.abs_p, x))))
+
+
+def _sign(x):
+    # d|x|/dx, +1 at 0 (as abs's own derivative)
+    return ops.select(ops.compare(P.ge_p, x, 0), ops.ones_like(x), ops.neg(ops.ones_like(x)))
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+_partials(P.lgamma_p, lambda x, out: ops.unary(P.digamma_p, x))
+_partials(P.digamma_p, lambda x, out: polygamma(1, x))
+_partials(P.polygamma_p, None, lambda n, x, out: polygamma(ops.add(n, _const(n, 1)), x))
+_partials(P.gamma_p, lambda x, out: ops.mul(out, ops.unary(P.digamma_p, x)))
+_partials(P.erfc_p, lambda x, out: ops.mul(_const(x, -_TWO_OVER_SQRT_PI), ops.exp(ops.neg(_sq(x)))))
+_partials(P.erfinv_p, lambda x, out: ops.mul(_const(x, 1 / _TWO_OVER_SQRT_PI), ops.exp(_sq(out))))
+# (log Phi)' = phi / Phi = exp(-x^2/2 - log Phi(x)) / sqrt(2 pi): no 0/0 in the far left tail
+_partials(P.log_ndtr_p, lambda x, out: ops.mul(
+    _const(x, _INV_SQRT_2PI), ops.exp(ops.sub(ops.mul(_sq(x), _const(x, -0.5)), out))))
+_partials(P.i0_p, lambda x, out: ops.unary(P.i1_p, x))
+_partials(P.i1_p, lambda x, out: ops.sub(ops.unary(P.i0_p, x),
+                                         _bessel_ratio(x, out, _i1_over_x_series)))
+_partials(P.i0e_p, lambda x, out: ops.sub(ops.unary(P.i1e_p, x), ops.mul(_sign(x), out)))
+_partials(P.i1e_p, lambda x, out: ops.sub(
+    ops.sub(ops.unary(P.i0e_p, x), _bessel_ratio(x, out, _i1e_over_x_series)),
+    ops.mul(_sign(x), out)))
