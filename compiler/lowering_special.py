@@ -1,28 +1,12 @@
 """Numba lowerings of the special-function primitives (lgamma, digamma, polygamma, erfc, erfinv,
-i0, ...; rules in `tracegrad/rules/special.py`).
-
-The impls call `scipy.special`; compiled code calls the very same C functions, exported by
-`scipy.special.cython_special`, so eager and compiled results agree to the bit. Each is bound
-through an LLVM symbol (`llvmlite.binding.add_symbol`) and an `@intrinsic` that declares and calls
-it: the compiled kernel refers to the function by name, not by address, so Numba's disk cache stays
-valid in the next process (this module, imported by every kernel that calls one, registers the
-symbols again before the cached code is linked). A ctypes pointer would be baked into the code and
-disable caching.
-
-polygamma(n >= 1, x) = (-1)^(n+1) n! zeta(n+1, x) needs the Hurwitz zeta function, which
-cython_special does not export: `_hurwitz_zeta` sums it here (direct terms, then Euler-Maclaurin),
-agreeing with SciPy to a few ulp.
+i0, ...; rules in `tracegrad/rules/special.py`): each is a call of a scalar function defined in
+`special_calls.py` (SciPy's own C implementation, or our polygamma), which the emitter imports
+into the kernels that call it (`callables.py`). Float32 is computed in float64 and rounded, as
+the impls do.
 """
 from __future__ import annotations
 
-import math
-
-import llvmlite.binding as llvm
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import get_cython_function_address, intrinsic
 
 from tracegrad import primitives as P
 
@@ -30,7 +14,7 @@ from . import callables
 from .lowering import LOWERINGS, Elementwise, np_type
 
 # primitive -> (name generated code calls, cython_special export of its `double f(double)` version)
-_EXPORTS = {
+EXPORTS = {
     P.lgamma_p: ("sp_gammaln", "gammaln"),
     P.digamma_p: ("sp_digamma", "__pyx_fuse_1psi"),
     P.gamma_p: ("sp_gamma", "__pyx_fuse_1gamma"),
@@ -42,93 +26,18 @@ _EXPORTS = {
     P.i0e_p: ("sp_i0e", "i0e"),
     P.i1e_p: ("sp_i1e", "i1e"),
 }
+callables.register("compiler.special_calls", *(name for name, _ in EXPORTS.values()), "sp_polygamma")
 
-
-def _cython_unary(export: str):
-    """An intrinsic `f(float64) -> float64` calling cython_special's `export` (whose C signature
-    is `double f(double, int skip_dispatch)`)."""
-    symbol = f"tracegrad_cython_special_{export}"
-    llvm.add_symbol(symbol, get_cython_function_address("scipy.special.cython_special", export))
-
-    @intrinsic
-    def call(typingctx, x):
-        if x != types.float64:
-            return None
-
-        def codegen(context, builder, signature, args):
-            fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType(), ir.IntType(32)])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-            return builder.call(fn, [args[0], ir.Constant(ir.IntType(32), 0)])
-        return types.float64(types.float64), codegen
-    return call
-
-
-for _p, (_name, _export) in _EXPORTS.items():
-    globals()[_name] = _cython_unary(_export)
-
-
-# ---------------------------------------------------------------- polygamma
-
-# B_2j / (2j)! for j = 1..12 (Bernoulli numbers B_2 = 1/6, B_4 = -1/30, ...)
-_BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510,
-              43867 / 798, -174611 / 330, 854513 / 138, -236364091 / 2730)
-_EM_COEF = np.array([b / math.factorial(2 * j + 2) for j, b in enumerate(_BERNOULLI)])
-
-
-@njit(cache=True, error_model="numpy")
-def _hurwitz_zeta(s, q):
-    """zeta(s, q) = sum_k (q + k)^-s for a whole s >= 2: inf at the poles q = 0, -1, -2, ...
-    Terms are summed directly until q + k >= 10 + s, where the Euler-Maclaurin remainder
-    a^(1-s)/(s-1) + a^-s/2 + sum_j B_2j/(2j)! s(s+1)...(s+2j-2) a^(-s-2j+1) has converged."""
-    if q != q:
-        return q
-    if q <= 0.0 and q == math.floor(q):
-        return math.inf
-    if q == math.inf:
-        return 0.0
-    total = 0.0
-    a = q
-    while a < 10.0 + s:
-        total += math.pow(a, -s)
-        a += 1.0
-    a_s = math.pow(a, -s)
-    total += a * a_s / (s - 1.0) + 0.5 * a_s
-    r = s * a_s / a                     # s (s+1) ... (s+2j-2) a^(-s-2j+1), for j = 1
-    for j in range(_EM_COEF.size):
-        t = _EM_COEF[j] * r
-        total += t
-        if abs(t) <= 1e-17 * abs(total):
-            break
-        r *= (s + 2 * j + 1) * (s + 2 * j + 2) / (a * a)
-    return total
-
-
-@njit(cache=True, error_model="numpy")
-def sp_polygamma(n, x):
-    """scipy.special.polygamma(n, x) for a whole n >= 0; NaN for any other n (as the impl)."""
-    if not (n >= 0.0 and n == math.floor(n) and n < math.inf):
-        return math.nan
-    if n == 0.0:
-        return sp_digamma(x)  # noqa: F821  (defined by the loop above)
-    sign = 1.0 if n - 2.0 * math.floor(0.5 * n) == 1.0 else -1.0
-    return sign * sp_gamma(n + 1.0) * _hurwitz_zeta(n + 1.0, x)  # noqa: F821
-
-
-callables.register(__name__, *(name for name, _ in _EXPORTS.values()), "sp_polygamma")
-
-
-# ---------------------------------------------------------------- rules
 
 def _call(name):
     def rule(args, ins, out, **_):
         if out.dtype == np.float64:
             return f"{name}({', '.join(args)})"
-        # float32 (the only other float dtype here): computed in float64 and rounded, as the impl
         wide = ", ".join(f"np.float64({a})" for a in args)
         return f"{np_type(out.dtype)}({name}({wide}))"
     return Elementwise(rule)
 
 
-for _p, (_name, _) in _EXPORTS.items():
+for _p, (_name, _) in EXPORTS.items():
     LOWERINGS[_p] = _call(_name)
 LOWERINGS[P.polygamma_p] = _call("sp_polygamma")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.special as sc
 
 from .. import ops
 from .. import primitives as P
@@ -21,10 +20,16 @@ from .common import defimpl, defshape, elementwise_shape, require_float
 from .elementwise import _partials
 
 
-def _in_float64(fn):
+def _scipy(name):
+    # imported on first use: `import tracegrad` does not pay for importing SciPy (~0.2 s)
+    import scipy.special
+    return getattr(scipy.special, name)
+
+
+def _in_float64(name):
     def impl(x):
         with np.errstate(all="ignore"):
-            return np.asarray(fn(np.asarray(x, np.float64))).astype(x.dtype, copy=False)
+            return np.asarray(_scipy(name)(np.asarray(x, np.float64))).astype(x.dtype, copy=False)
     return impl
 
 
@@ -33,9 +38,9 @@ def _float_unary_shape(x, **_):
     return Aval(x.shape, x.dtype)
 
 
-for _p, _f in {P.lgamma_p: sc.gammaln, P.digamma_p: sc.digamma, P.gamma_p: sc.gamma,
-               P.erfc_p: sc.erfc, P.erfinv_p: sc.erfinv, P.log_ndtr_p: sc.log_ndtr,
-               P.i0_p: sc.i0, P.i1_p: sc.i1, P.i0e_p: sc.i0e, P.i1e_p: sc.i1e}.items():
+for _p, _f in {P.lgamma_p: "gammaln", P.digamma_p: "digamma", P.gamma_p: "gamma",
+               P.erfc_p: "erfc", P.erfinv_p: "erfinv", P.log_ndtr_p: "log_ndtr",
+               P.i0_p: "i0", P.i1_p: "i1", P.i0e_p: "i0e", P.i1e_p: "i1e"}.items():
     defimpl(_p, _in_float64(_f))
     defshape(_p, _float_unary_shape)
 
@@ -46,7 +51,7 @@ def _polygamma_impl(n, x):
     n64, x64 = np.asarray(n, np.float64), np.asarray(x, np.float64)
     whole = (n64 >= 0) & (n64 == np.floor(n64)) & np.isfinite(n64)
     with np.errstate(all="ignore"):
-        out = np.where(whole, sc.polygamma(np.where(whole, n64, 0.0), x64), np.nan)
+        out = np.where(whole, _scipy("polygamma")(np.where(whole, n64, 0.0), x64), np.nan)
     return np.asarray(out).astype(dt, copy=False)
 
 
