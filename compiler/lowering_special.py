@@ -26,7 +26,14 @@ EXPORTS = {
     P.i0e_p: ("sp_i0e", "i0e"),
     P.i1e_p: ("sp_i1e", "i1e"),
 }
-callables.register("compiler.special_calls", *(name for name, _ in EXPORTS.values()), "sp_polygamma")
+# two and three operands: (name, export, number of double arguments)
+EXPORTS_N = {
+    P.gammainc_p: ("sp_gammainc", "gammainc", 2),
+    P.gammaincc_p: ("sp_gammaincc", "gammaincc", 2),
+    P.betainc_p: ("sp_betainc", "__pyx_fuse_0betainc", 3),
+}
+callables.register("compiler.special_calls", *(name for name, _ in EXPORTS.values()),
+                   *(name for name, _, _ in EXPORTS_N.values()), "sp_polygamma")
 
 
 def _call(name):
@@ -39,5 +46,7 @@ def _call(name):
 
 
 for _p, (_name, _) in EXPORTS.items():
+    LOWERINGS[_p] = _call(_name)
+for _p, (_name, _, _) in EXPORTS_N.items():
     LOWERINGS[_p] = _call(_name)
 LOWERINGS[P.polygamma_p] = _call("sp_polygamma")

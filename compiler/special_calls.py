@@ -25,30 +25,37 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 
-from .lowering_special import EXPORTS
+from .lowering_special import EXPORTS, EXPORTS_N
 
 
-def _cython_unary(export: str):
-    """An intrinsic `f(float64) -> float64` calling cython_special's `export` (whose C signature
-    is `double f(double, int skip_dispatch)`)."""
+def _cython_call(export: str, nargs: int = 1):
+    """An intrinsic `f(float64, ...) -> float64` calling cython_special's `export` (whose C
+    signature is `double f(double, ..., int skip_dispatch)`)."""
     symbol = f"tracegrad_cython_special_{export}"
     llvm.add_symbol(symbol, get_cython_function_address("scipy.special.cython_special", export))
 
-    @intrinsic
-    def call(typingctx, x):
-        if x != types.float64:
-            return None
+    def codegen(context, builder, signature, args):
+        fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType()] * nargs + [ir.IntType(32)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        return builder.call(fn, list(args) + [ir.Constant(ir.IntType(32), 0)])
 
-        def codegen(context, builder, signature, args):
-            fnty = ir.FunctionType(ir.DoubleType(), [ir.DoubleType(), ir.IntType(32)])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-            return builder.call(fn, [args[0], ir.Constant(ir.IntType(32), 0)])
-        return types.float64(types.float64), codegen
-    return call
+    def typer(typingctx, *xs):
+        if len(xs) != nargs or any(x != types.float64 for x in xs):
+            return None
+        return types.float64(*xs), codegen
+
+    # @intrinsic reads the typer's signature: one fixed arity per function
+    if nargs == 1:
+        return intrinsic(lambda typingctx, x: typer(typingctx, x))
+    if nargs == 2:
+        return intrinsic(lambda typingctx, a, x: typer(typingctx, a, x))
+    return intrinsic(lambda typingctx, a, b, x: typer(typingctx, a, b, x))
 
 
 for _name, _export in EXPORTS.values():
-    globals()[_name] = _cython_unary(_export)
+    globals()[_name] = _cython_call(_export)
+for _name, _export, _nargs in EXPORTS_N.values():
+    globals()[_name] = _cython_call(_export, _nargs)
 
 
 # ---------------------------------------------------------------- polygamma

@@ -221,4 +221,9 @@ i0e_p = _unary("i0e", "any", 2 * COSTLY)                # exp(-|x|) * i0(x)
 i1e_p = _unary("i1e", "any", 2 * COSTLY)
 # polygamma(n, x): n a whole number >= 0 of x's dtype (NaN otherwise); no derivative in n.
 polygamma_p = primitive("polygamma", "binary", loop_cost=8 * COSTLY)
+# Regularized incomplete gamma P(a, x), Q(a, x) and beta I_x(a, b) (three inputs: a, b, x); their
+# derivatives in the shape parameters a, b have no closed form: asking for one is an error.
+gammainc_p = primitive("gammainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+gammaincc_p = primitive("gammaincc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+betainc_p = primitive("betainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
 # ---------------------------------------------------------------- end of special functions

@@ -16,7 +16,7 @@ import numpy as np
 from .. import ops
 from .. import primitives as P
 from ..ir import Aval
-from .common import defimpl, defshape, elementwise_shape, require_float
+from .common import defimpl, defjvp, defshape, defvjp, elementwise_shape, require_float
 from .elementwise import _partials
 
 
@@ -123,3 +123,74 @@ _partials(P.i0e_p, lambda x, out: ops.sub(ops.unary(P.i1e_p, x), ops.mul(_sign(x
 _partials(P.i1e_p, lambda x, out: ops.sub(
     ops.sub(ops.unary(P.i0e_p, x), _bessel_ratio(x, out, _i1e_over_x_series)),
     ops.mul(_sign(x), out)))
+
+
+# ---------------------------------------------------------------- incomplete gamma and beta
+
+def _incomplete_impl(name):
+    def impl(*xs):
+        dt = np.result_type(*xs)
+        with np.errstate(all="ignore"):
+            out = _scipy(name)(*(np.asarray(x, np.float64) for x in xs))
+        return np.asarray(out).astype(dt, copy=False)
+    return impl
+
+
+def _incomplete_shape(*xs):
+    for x in xs:
+        require_float("incomplete gamma/beta", x)
+    return elementwise_shape(*xs)
+
+
+def _gamma_density(a, x):
+    # x^(a-1) e^-x / Gamma(a) = dP(a, x)/dx
+    return ops.exp(ops.sub(ops.sub(_xlogy(ops.sub(a, _const(a, 1)), x), x), ops.unary(P.lgamma_p, a)))
+
+
+def _beta_density(a, b, x):
+    # x^(a-1) (1-x)^(b-1) / B(a, b) = dI_x(a, b)/dx
+    one = _const(x, 1)
+    log_b = ops.sub(ops.add(ops.unary(P.lgamma_p, a), ops.unary(P.lgamma_p, b)),
+                    ops.unary(P.lgamma_p, ops.add(a, b)))
+    return ops.exp(ops.sub(ops.add(_xlogy(ops.sub(a, one), x), _xlogy(ops.sub(b, one), ops.sub(one, x))),
+                           log_b))
+
+
+def _xlogy(k, y):
+    # k log y, 0 where k == 0 (the density's x^0 at x == 0 is 1)
+    zero = ops.compare(P.eq_p, k, 0)
+    return ops.select(zero, ops.zeros_like(ops.mul(k, y)),
+                      ops.mul(k, ops.log(ops.select(zero, ops.ones_like(y), y))))
+
+
+def _incomplete_rules(prim, name, params, dx):
+    """VJP/JVP with respect to x (the last operand) only: a derivative in a shape parameter
+    (a, b) has no closed form and raises instead of being silently zero."""
+    def refuse(i):
+        raise NotImplementedError(
+            f"{name}: the derivative with respect to the shape parameter {params[i]} is not "
+            f"implemented (only with respect to x); pass it as a constant (tg.stop_gradient)")
+
+    def vjp(ct, *xs, out, active):
+        for i, on in enumerate(active[:-1]):
+            if on:
+                refuse(i)
+        return (None,) * (len(xs) - 1) + (ops.mul(ct, dx(*xs)),)
+
+    def jvp(tangents, *xs, out):
+        for i, t in enumerate(tangents[:-1]):
+            if t is not None:
+                refuse(i)
+        t = tangents[-1]
+        return None if t is None else ops.mul(t, dx(*xs))
+
+    defimpl(prim, _incomplete_impl(name))
+    defshape(prim, _incomplete_shape)
+    defvjp(prim, vjp)
+    defjvp(prim, jvp)
+
+
+_incomplete_rules(P.gammainc_p, "gammainc", ("a",), _gamma_density)
+_incomplete_rules(P.gammaincc_p, "gammaincc", ("a",),
+                  lambda a, x: ops.neg(_gamma_density(a, x)))
+_incomplete_rules(P.betainc_p, "betainc", ("a", "b"), _beta_density)
