@@ -92,6 +92,12 @@ xlogy = _ufunc(sc.xlogy, _x_times_log(ops.log, _bad_log_arg(0)))
 xlog1py = _ufunc(sc.xlog1py, _x_times_log(lambda y: ops.unary(P.log1p_p, y), _bad_log_arg(-1)))
 
 
+# regularized incomplete gamma and beta: differentiable in x only (a, b: NotImplementedError)
+gammainc = _ufunc(sc.gammainc, lambda a, x: ops.bind(P.gammainc_p, a, x))
+gammaincc = _ufunc(sc.gammaincc, lambda a, x: ops.bind(P.gammaincc_p, a, x))
+betainc = _ufunc(sc.betainc, lambda a, b, x: ops.bind(P.betainc_p, a, b, x))
+
+
 def _betaln(a, b):
     return ops.sub(ops.add(ops.unary(P.lgamma_p, a), ops.unary(P.lgamma_p, b)),
                    ops.unary(P.lgamma_p, ops.add(a, b)))
@@ -143,4 +149,4 @@ def softmax(x, axis=None):
 
 __all__ = ["gammaln", "digamma", "psi", "polygamma", "gamma", "erf", "erfc", "erfinv", "ndtr",
            "log_ndtr", "expit", "logit", "xlogy", "xlog1py", "i0", "i1", "i0e", "i1e", "betaln",
-           "entr", "logsumexp", "softmax", "log_softmax"]
+           "entr", "gammainc", "gammaincc", "betainc", "logsumexp", "softmax", "log_softmax"]
