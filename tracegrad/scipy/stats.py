@@ -201,17 +201,26 @@ def _t_logpdf(x, df, loc=0, scale=1):
 
 @_method(t, "cdf")
 def _t_cdf(x, df, loc=0, scale=1):
-    """I_{df/(df+z^2)}(df/2, 1/2) / 2 for z < 0 (accurate in the left tail), 1 minus that for z > 0;
-    at z == 0 exactly, 1/2 + z pdf(0), which has the right first and second derivatives there
-    (the incomplete beta's own derivative is inf * 0 at that point)."""
+    """Through the incomplete beta function: for z^2 >= df, I_{df/(df+z^2)}(df/2, 1/2) / 2 (accurate
+    in the tails); nearer the centre 1/2 +- I_{z^2/(df+z^2)}(1/2, df/2) / 2 (accurate near 0). At
+    z == 0 exactly, 1/2 + z pdf(0), which has the right first and second derivatives there (the
+    incomplete beta's own derivative is inf * 0 at that point)."""
     x, df, loc, scale = _floats(x, df, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
     is0 = ops.compare(P.eq_p, z, 0)
     zs = ops.select(is0, ops.ones_like(z), z)
-    w = ops.div(df, ops.add(df, ops.integer_pow(zs, 2)))
-    half_tail = ops.mul(ops.bind(P.betainc_p, *ops.promote(ops.mul(df, _c(df, 0.5)), _c(df, 0.5), w)), _c(w, 0.5))
-    tail = _where(ops.compare(P.lt_p, zs, 0), half_tail, ops.sub(_c(w, 1), half_tail))
-    at0 = ops.add(_c(z, 0.5), ops.mul(z, ops.exp(_t_logpdf(_c(z, 0.0), df))))
+    z2 = ops.integer_pow(zs, 2)
+    half, one = _c(z, 0.5), _c(z, 1)
+    tails = ops.compare(P.ge_p, z2, df)
+    den = ops.add(df, z2)
+    # two calls rather than one on selected parameters: a select on z would make df look
+    # differentiated (betainc refuses a derivative in its shape parameters)
+    far = ops.mul(ops.bind(P.betainc_p, *_broadcast(ops.mul(df, half), half, ops.div(df, den))), half)
+    near = ops.mul(ops.bind(P.betainc_p, *_broadcast(half, ops.mul(df, half), ops.div(z2, den))), half)
+    neg = ops.compare(P.lt_p, zs, 0)
+    lower = ops.select(tails, far, ops.sub(half, near))          # cdf for z < 0
+    tail = _where(neg, lower, ops.sub(one, lower))
+    at0 = ops.add(half, ops.mul(z, ops.exp(_t_logpdf(_c(z, 0.0), df))))
     out = _where(is0, at0, tail)
     return _nan_unless(_and(_gt(scale, 0), _gt(df, 0)), out)
 
