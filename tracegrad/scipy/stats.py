@@ -237,12 +237,13 @@ beta = _Dist("beta")
 def _beta_logpdf(x, a, b, loc=0, scale=1):
     x, a, b, loc, scale = _floats(x, a, b, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    inside = _and(ops.compare(P.ge_p, z, 0), ops.compare(P.le_p, z, 1))
-    zs = ops.select(inside, z, _full_like(z, 0.5))
+    # (NaN is neither inside nor outside: it reaches the formula, as in SciPy)
+    outside = ops.bind(P.or_p, ops.compare(P.lt_p, z, 0), ops.compare(P.gt_p, z, 1))
+    zs = ops.select(outside, _full_like(z, 0.5), z)
     one = _c(z, 1)
     out = ops.add(sp.xlogy(ops.sub(a, one), zs), sp.xlog1py(ops.sub(b, one), ops.neg(zs)))
     out = ops.sub(out, ops.add(sp.betaln(a, b), ops.log(scale)))
-    out = _where(inside, out, _full_like(out, -np.inf))
+    out = _where(outside, _full_like(out, -np.inf), out)
     return _nan_unless(_and(_and(_gt(a, 0), _gt(b, 0)), _gt(scale, 0)), out)
 
 
@@ -272,11 +273,11 @@ gamma = _Dist("gamma")
 def _gamma_logpdf(x, a, loc=0, scale=1):
     x, a, loc, scale = _floats(x, a, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    inside = ops.compare(P.ge_p, z, 0)
-    zs = ops.select(inside, z, ops.ones_like(z))
+    outside = ops.compare(P.lt_p, z, 0)
+    zs = ops.select(outside, ops.ones_like(z), z)
     out = ops.sub(ops.sub(sp.xlogy(ops.sub(a, _c(a, 1)), zs), zs),
                   ops.add(sp.gammaln(a), ops.log(scale)))
-    out = _where(inside, out, _full_like(out, -np.inf))
+    out = _where(outside, _full_like(out, -np.inf), out)
     return _nan_unless(_and(_gt(a, 0), _gt(scale, 0)), out)
 
 
@@ -307,7 +308,7 @@ def _poisson_logpmf(k, mu, loc=0):
     ok = _and(_whole(k), ops.compare(P.ge_p, k, 0))
     ks = ops.select(ok, k, ops.zeros_like(k))
     out = ops.sub(ops.sub(sp.xlogy(ks, mu), sp.gammaln(ops.add(ks, _c(ks, 1)))), mu)
-    out = _where(ok, out, _full_like(out, -np.inf))
+    out = _where(ok, out, _where(ops.unary(P.isnan_p, k), k, _full_like(out, -np.inf)))
     return _nan_unless(ops.compare(P.ge_p, mu, 0), out)
 
 
@@ -319,7 +320,7 @@ def _poisson_cdf(k, mu, loc=0):
     ok = ops.compare(P.ge_p, k, 0)
     ks = ops.select(ok, k, ops.zeros_like(k))
     out = ops.bind(P.gammaincc_p, *_broadcast(ops.add(ks, _c(ks, 1)), mu))
-    out = _where(ok, out, _full_like(out, 0.0))
+    out = _where(ok, out, _where(ops.unary(P.isnan_p, k), k, _full_like(out, 0.0)))
     return _nan_unless(ops.compare(P.ge_p, mu, 0), out)
 
 
@@ -338,7 +339,7 @@ def _bernoulli_logpmf(k, p, loc=0):
     ok = ops.bind(P.or_p, *_broadcast(ops.compare(P.eq_p, k, 0), ops.compare(P.eq_p, k, 1)))
     ks = ops.select(ok, k, ops.zeros_like(k))
     out = ops.add(sp.xlogy(ks, p), sp.xlog1py(ops.sub(_c(ks, 1), ks), ops.neg(p)))
-    out = _where(ok, out, _full_like(out, -np.inf))
+    out = _where(ok, out, _where(ops.unary(P.isnan_p, k), k, _full_like(out, -np.inf)))
     return _nan_unless(_and(ops.compare(P.ge_p, p, 0), ops.compare(P.le_p, p, 1)), out)
 
 
@@ -349,6 +350,7 @@ def _bernoulli_cdf(k, p, loc=0):
     k, p = _broadcast(k, p)
     out = _where(ops.compare(P.lt_p, k, 0), ops.zeros_like(p),
                  _where(ops.compare(P.lt_p, k, 1), ops.sub(_c(p, 1), p), ops.ones_like(p)))
+    out = _where(ops.unary(P.isnan_p, k), k, out)
     return _nan_unless(_and(ops.compare(P.ge_p, p, 0), ops.compare(P.le_p, p, 1)), out)
 
 
