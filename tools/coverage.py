@@ -25,6 +25,7 @@ sys.path.insert(0, ROOT)
 import tracegrad as tg  # noqa: E402
 from tracegrad import primitives as P  # noqa: E402
 from tracegrad.numpy import _dispatch  # noqa: E402
+import tracegrad.scipy.signal  # noqa: E402,F401  (registers scipy.special's ufuncs and convolve)
 
 OUT = os.path.join(ROOT, "docs", "coverage.md")
 README = os.path.join(ROOT, "README.md")
@@ -114,7 +115,6 @@ def _scipy_methods() -> dict:
 def rows():
     import compiler.lowering  # noqa: F401
     import compiler  # noqa: F401  (importing registers every lowering module)
-    import tracegrad.scipy.signal  # noqa: F401  (registers scipy.special's ufuncs, convolve)
     lowerings = compiler.lowering.LOWERINGS
     funcs = {}
     for np_fn, impl in list(_dispatch.FUNCTIONS.items()) + list(_dispatch.UFUNCS.items()):
