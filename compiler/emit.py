@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegrad.ir import Aval, Lit, Var, _pretty, format_src, short_dtype
 
-from . import layout, loops
+from . import callables, layout, loops
 from .fuse import Plan
 from .rules import KERNEL_HELPERS, lit, np_type
 
@@ -482,6 +482,7 @@ class Emitter:
         self.kernels |= {h for h in KERNEL_HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
+        head += callables.import_lines(body_text)
         head.append("")
         for h in sorted(self.helpers):
             head += ["", *_HELPERS[h].strip("\n").split("\n"), ""]

@@ -204,3 +204,26 @@ custom_jvp_call_p = primitive("custom_jvp_call", "call", multiple_results=True,
 callback_p = primitive("callback", "call", multiple_results=True)      # tg.pure_callback
 debug_print_p = primitive("debug_print", "effect", multiple_results=True, effectful=True,
                           differentiable=False)                        # [fmt] no outputs
+
+
+# ---------------------------------------------------------------- special functions (scipy.special)
+# Rules in tracegrad/rules/special.py (impls call SciPy), lowerings in compiler/lowering/special.py
+# (SciPy's own C implementations). Same dtype out; float32 is computed in float64 and rounded.
+lgamma_p = _unary("lgamma", "pos", 4 * COSTLY)          # log|Gamma(x)|, scipy.special.gammaln
+digamma_p = _unary("digamma", "pos", 4 * COSTLY)        # psi(x) = lgamma'(x)
+gamma_p = _unary("gamma", "pos", 4 * COSTLY)
+erfc_p = _unary("erfc", "any", COSTLY)                  # 1 - erf(x), accurate for large x
+erfinv_p = _unary("erfinv", "unit", 2 * COSTLY)
+log_ndtr_p = _unary("log_ndtr", "any", 2 * COSTLY)      # log of the standard normal CDF
+i0_p = _unary("i0", "any", 2 * COSTLY)                  # modified Bessel functions of the first kind
+i1_p = _unary("i1", "any", 2 * COSTLY)
+i0e_p = _unary("i0e", "any", 2 * COSTLY)                # exp(-|x|) * i0(x)
+i1e_p = _unary("i1e", "any", 2 * COSTLY)
+# polygamma(n, x): n a whole number >= 0 of x's dtype (NaN otherwise); no derivative in n.
+polygamma_p = primitive("polygamma", "binary", loop_cost=8 * COSTLY)
+# Regularized incomplete gamma P(a, x), Q(a, x) and beta I_x(a, b) (three inputs: a, b, x); their
+# derivatives in the shape parameters a, b have no closed form: asking for one is an error.
+gammainc_p = primitive("gammainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+gammaincc_p = primitive("gammaincc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+betainc_p = primitive("betainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+# ---------------------------------------------------------------- end of special functions
