@@ -297,15 +297,16 @@ def tracegrad_impl(workload):
         })
     if workload == "odeint":
         params, y0, target = d
-        step = lambda y, p: rk4_step(y, p, np)      # noqa: E731  (one function object, as users write it)
+        def rk4(y, p):          # one function object, passed to tg.vjp at every step
+            return rk4_step(y, p, np)
 
         def jitted():
             cf, args = tracegrad_jitted("odeint")
             return lambda: cf(*args)
         return Variants({
-            "tg.vjp per step": lambda: (lambda: ode_grad_by_vjp(tg.vjp, step, y0, params, target)),
+            "tg.vjp per step": lambda: (lambda: ode_grad_by_vjp(tg.vjp, rk4, y0, params, target)),
             "tg.vjp per step in tg.eager()": lambda: _eager(
-                tg, lambda: ode_grad_by_vjp(tg.vjp, step, y0, params, target)),
+                tg, lambda: ode_grad_by_vjp(tg.vjp, rk4, y0, params, target)),
             "tg.jit(tg.grad) of a tg.fori_loop solve": jitted,
         })
     if workload == "per_example_grads":

@@ -292,11 +292,15 @@ def child(name, impl, outdir):
     _save(os.path.join(outdir, "first.npz"), out)
     del out
     if hasattr(cf, "lower"):
-        compiled = cf.lower(*args).compile()
-        out = compiled(*args)
-        _emit(event="native", s=time.perf_counter() - t0, entries=_entries(cf))
-        _save(os.path.join(outdir, "native.npz"), out)
-        del out
+        try:
+            compiled = cf.lower(*args).compile()
+            out = compiled(*args)
+        except Exception as e:
+            _emit(event="native", status=f"error: {type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}")
+        else:
+            _emit(event="native", s=time.perf_counter() - t0, entries=_entries(cf))
+            _save(os.path.join(outdir, "native.npz"), out)
+            del out
     else:
         _emit(event="native", status="n/a (not available)")
     try:
@@ -473,9 +477,13 @@ def _secs(rec, key):
     return f"{rec[key]:.2f}" if key in rec else None
 
 
+def _short(text, n=60):
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
 def row(name, recs):
     tg, jx = recs.get("tracegrad", {}), recs.get("jax")
-    status = tg.get("status", "")
+    status = _short(tg.get("status", ""))
     failed = status not in ("ok", "")
     first = _secs(tg, "first_result_s") or (status if failed else "—")
     if tg.get("first_check", "ok") != "ok":
@@ -485,14 +493,14 @@ def row(name, recs):
     elif failed and "first_result_s" in tg:
         native = status
     else:
-        native = tg.get("native_status", "—")
+        native = _short(tg.get("native_status", "—"))
     peak = f"{tg['peak_mb']:.0f}" if "peak_mb" in tg else "—"
     if jx is None:
         jax_cell = "—"
     elif "first_result_s" in jx:
         jax_cell = _secs(jx, "first_result_s") + ("" if jx.get("first_check", "ok") == "ok" else " (!)")
     else:
-        jax_cell = jx.get("status", "—")
+        jax_cell = _short(jx.get("status", "—"))
     eqns = str(tg["ir_eqns"]) if tg.get("ir_eqns") is not None else "—"
     return [name, eqns, first, native, peak, jax_cell]
 
