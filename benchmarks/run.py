@@ -179,8 +179,15 @@ def tracegrad_impl(workload):
     (or, for workloads measured several ways, a Variants of them)."""
     if workload in extra.WORKLOADS:
         return extra.tracegrad_impl(workload)
-    cf, args = tracegrad_jitted(workload)
-    return lambda: cf(*args)
+    return _caller(*tracegrad_jitted(workload))
+
+
+def _caller(fn, args):
+    """`lambda: fn(*args)`, without the argument unpacking for one argument (the dispatch workload)."""
+    if len(args) == 1:
+        (a,) = args
+        return lambda: fn(a)
+    return lambda: fn(*args)
 
 
 def tracegrad_jitted(workload):
@@ -294,7 +301,11 @@ def jax_impl(workload):
             jf(*args)
         except ValueError as e:      # JAX has no reverse mode through while_loop
             raise NotAvailable("n/a (no VJP of while_loop)") from e
-    return lambda: jax.block_until_ready(jf(*args))
+    ready = jax.block_until_ready
+    if len(args) == 1:
+        (a,) = args
+        return lambda: ready(jf(a))
+    return lambda: ready(jf(*args))
 
 
 def jax_jitted(workload):
