@@ -173,8 +173,9 @@ RUN_WORKLOADS = {      # run.py's jitted workloads (README beside this file)
 class Spec:
     """One function: tracegrad (jitted callable, args), JAX (jitted callable, args), reference outputs."""
 
-    def __init__(self, what, tg, jax, reference, dtype=np.float64):
+    def __init__(self, what, tg, jax, reference, dtype=np.float64, atol=0.0):
         self.what, self.tg, self.jax, self.reference, self.dtype = what, tg, jax, reference, dtype
+        self.atol = atol        # absolute tolerance, for results that are all rounding-sized
 
 
 def _specs():
@@ -213,7 +214,10 @@ def _specs():
                                       (A4, x4)))(n_steps),
             (lambda n_steps: lambda: (lambda j, n: (j.jit(j.grad(lambda A, x: loop_tanh(A, x, n_steps, n))),
                                                     (n.asarray(A4), n.asarray(x4))))(*jnp()))(n_steps),
-            (lambda n_steps: lambda: [loop_tanh_ref(A4, x4, n_steps)])(n_steps))
+            (lambda n_steps: lambda: [loop_tanh_ref(A4, x4, n_steps)])(n_steps),
+            # as 0.1*i grows, tanh saturates: the gradient after 160 steps is ~4e-13, so rounding
+            # differences of 1e-16 are a relative error of 1e-3; accept absolute errors below 1e-14
+            atol=1e-14)
     params, ys = hmm_data()
     specs["hmm_forward"] = Spec(
         f"grad w.r.t. the log-parameters of an HMM forward pass, Python loop over {HMM_T} symbols, "
@@ -421,7 +425,13 @@ def watch(cmd, env, timeout, max_bytes, poll=0.05):
 def _check(path, spec):
     with np.load(path) as z:
         outs = [z[f"arr_{i}"] for i in range(len(z.files))]
-    return run.check(outs, spec.reference(), spec.dtype)
+    expected = spec.reference()
+    result = run.check(outs, expected, spec.dtype)
+    if result != "ok" and spec.atol and len(outs) == len(expected) and all(
+            np.shape(o) == np.shape(e) and np.max(np.abs(o - e), initial=0.0) <= spec.atol
+            for o, e in zip(outs, expected)):
+        return "ok"
+    return result
 
 
 def measure(name, impl, opts):
