@@ -278,7 +278,8 @@ def child(name, impl, outdir):
         try:
             out = jax.block_until_ready(jf(*args))
         except ValueError as e:     # e.g. no reverse mode through lax.while_loop
-            _emit(event="error", status=f"n/a ({str(e).splitlines()[0][:80]})")
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            _emit(event="error", status="n/a (no VJP of while_loop)" if "while_loop" in msg else f"n/a ({msg[:80]})")
             return
         _emit(event="first_result", s=time.perf_counter() - t0)
         _save(os.path.join(outdir, "first.npz"), out)
