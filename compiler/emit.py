@@ -117,6 +117,7 @@ class Emitter:
         self.helpers: set = set()               # module-level Python helpers object mode calls
         self.kernels: set = set()               # compiler.kernels helpers called
         self.callbacks: list = []               # tg.pure_callback objects, by slot
+        self.table: list = []                   # helper calls' integer parameters (`P_`)
         self.pinned: set = set()                # values whose storage a caller owns
         self.key_frame = (0, None, len(plan.eqns))
         self.none_key = repr(float(len(plan.eqns)))   # bad_ before any anomaly
@@ -203,6 +204,21 @@ class Emitter:
         v = Var(Aval(shape, dtype))
         self.storage[v] = self.temp(dtype, v.aval.size)
         return v
+
+    def helper_call(self, fn, arrays, ints, what=""):
+        """A call of `kernels.fn` on `arrays`, its integer parameters (offsets, sizes, flags) in
+        the kernel's parameter table: `fn(arrays..., P_, np.int64(k))` reads them at P_[k:].
+        A parameter known only at run time (an offset inside a loop body) is stored first."""
+        k = len(self.table)
+        static = [v if isinstance(v, (bool, int, np.integer)) else 0 for v in ints]
+        self.table.extend(int(v) for v in static)
+        self.kernels.add(fn)
+        shown = tuple(int(v) if isinstance(v, (bool, int, np.integer)) else v for v in ints)
+        self.comment(f"{fn} parameters P_[{k}:{len(self.table)}] = {shown}{what}".replace("'", ""))
+        for j, v in enumerate(ints):
+            if not isinstance(v, (bool, int, np.integer)):
+                self.line(f"P_[{k + j}] = {v}")
+        self.line(f"{fn}({', '.join(arrays)}, P_, np.int64({k}))")
 
     def callback_slot(self, callback) -> int:
         self.callbacks.append(callback)
@@ -432,12 +448,14 @@ class Emitter:
             out_args.append(f"{name}.reshape(-1)" if a.aval.ndim > 1 else name)
             outs.append(name)
         works = [(workspace_name(dt), n, dt) for dt, n in self._workspaces()]
+        if self.table:
+            works.append(("P_", None, np.dtype(np.int64)))
         extra = ["key"] if self.callbacks else []
         call = f"kernel({', '.join(in_args + consts + out_args + [w for w, _, _ in works] + extra)})"
         res = "bad = " if self.plan.check_finite else ""
         sig = ", ".join(ins)
         tup = lambda xs: f"({', '.join(xs)}{',' if len(xs) == 1 else ''})"   # noqa: E731
-        alloc_ws = [f"{w} = empty({n}, {np_type(dt)})" for w, n, dt in works]
+        alloc_ws = [f"{w} = empty({n}, {np_type(dt)})" for w, n, dt in works if w != "P_"]
         # Python code called from the kernel (debug_print, callbacks) may re-enter this function,
         # so such kernels get fresh workspaces per call; the others reuse one set.
         reentrant = self.uses_objmode
@@ -446,6 +464,8 @@ class Emitter:
                  "    empty = np.empty"]
         if consts:
             lines.append(f"    {tup(consts)} = consts")
+        if self.table:
+            lines.append(f"    P_ = np.array({self.table!r}, np.int64)   # helper calls' parameters")
         if not reentrant:
             lines += [f"    {x}" for x in alloc_ws]
         lines += ["", f"    def run({sig}):"]
@@ -487,10 +507,12 @@ class Emitter:
         for h in sorted(self.helpers):
             head += ["", *_HELPERS[h].strip("\n").split("\n"), ""]
         params = [name for name, _, _, _ in self.params]
-        works = [workspace_name(dt) for dt, _ in self._workspaces()]
+        works = [workspace_name(dt) for dt, _ in self._workspaces()] + (["P_"] if self.table else [])
         extra = ["callbacks_"] if self.callbacks else []
         signature = [(dt, nd) for _, dt, nd, _ in self.params]
         signature += [(dt, 1) for dt, _ in self._workspaces()]
+        if self.table:
+            signature.append((np.dtype(np.int64), 1))
         if self.callbacks:
             signature.append((np.dtype(np.int64), -1))      # the callbacks' registry key
         types = ", ".join(f"{n}: {short_dtype(dt)}{'[]' if nd == 0 else '[:]' if nd == 1 else ''}"

@@ -84,7 +84,9 @@ class Entry:
     def _compile(self, compiler):
         from compiler import workers
         self.program = compiler.prepare(self.compiled_ir, self.check_finite)
-        for f in [workers.pool().submit(k) for k in self.program.kernels]:
+        futures = [workers.pool().submit(k) for k in self.program.kernels]
+        import compiler.build   # noqa: F401  (Numba's import overlaps the workers' compile)
+        for f in futures:
             try:
                 f.result()
             except workers.CompileFailed as e:

@@ -8,7 +8,7 @@ from tracegrad import primitives as P
 from tracegrad.ir import Lit
 
 from .. import layout, loops
-from ..rules import LOWERINGS, Block, int_text, lit, wrap_int
+from ..rules import LOWERINGS, Block, lit, wrap_int
 
 def _linear_recurrence(ctx, eqn):
     a, b = eqn.inputs
@@ -72,17 +72,15 @@ def _sort(ctx, eqn):
         return
     order = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
     xb, xo, _ = ctx.flat(layout.transpose(ctx.access(x), order))
-    ctx.kernels.add("sort_rows")
+    what = " (x offset, rows, n, values offset, perm offset)"
     if axis == len(shape) - 1:
-        ctx.line(f"sort_rows({xb}, {int_text(xo)}, {int_text(rows)}, {int_text(n)}, {vb}, {int_text(vo)}, "
-                 f"{pb}, {int_text(po)})")
+        ctx.helper_call("sort_rows", (xb, vb, pb), (xo, rows, n, vo, po), what)
         return
     # sorted rows in (others..., axis) order, then back to the outputs' layout
     tshape = tuple(shape[i] for i in order)
     tv, tp = ctx.temp_value(tshape, x.aval.dtype), ctx.temp_value(tshape, np.int64)
     (tvb, tvo), (tpb, tpo) = ctx.loc(tv), ctx.loc(tp)
-    ctx.line(f"sort_rows({xb}, {int_text(xo)}, {int_text(rows)}, {int_text(n)}, {tvb}, {int_text(tvo)}, "
-             f"{tpb}, {int_text(tpo)})")
+    ctx.helper_call("sort_rows", (xb, tvb, tpb), (xo, rows, n, tvo, tpo), what)
     inv = tuple(order.index(i) for i in range(len(order)))
     for t, dst in ((tv, (vb, vo)), (tp, (pb, po))):
         ctx.copy(layout.transpose(layout.identity(t), inv), dst, 0, layout.c_strides(shape))

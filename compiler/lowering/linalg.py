@@ -7,7 +7,7 @@ from __future__ import annotations
 from tracegrad import primitives as P
 
 from .. import layout
-from ..rules import LOWERINGS, Block, flag_text, int_text
+from ..rules import LOWERINGS, Block
 
 def _blocks(ctx, atom):
     base, off, _ = ctx.flat(ctx.access(atom))
@@ -24,9 +24,8 @@ def _lu(ctx, eqn):
         return
     ab, ao = _blocks(ctx, a)
     (lb, lo), (pb, po), (qb, qo) = outs
-    ctx.kernels.add("lu_factor")
-    ctx.line(f"lu_factor({ab}, {int_text(ao)}, {int_text(nb)}, {int_text(n)}, {lb}, {int_text(lo)}, {pb}, {int_text(po)}, "
-             f"{qb}, {int_text(qo)})")
+    ctx.helper_call("lu_factor", (ab, lb, pb, qb), (ao, nb, n, lo, po, qo),
+                    " (a offset, matrices, n, lu offset, pivots offset, perm offset)")
 
 
 def _triangular_solve(ctx, eqn):
@@ -40,9 +39,9 @@ def _triangular_solve(ctx, eqn):
         return
     ab, ao = _blocks(ctx, a)
     bb, bo = _blocks(ctx, b)
-    ctx.kernels.add("tri_solve")
-    ctx.line(f"tri_solve({ab}, {int_text(ao)}, {bb}, {int_text(bo)}, {xb}, {int_text(xo)}, {int_text(nb)}, {int_text(n)}, "
-             f"{int_text(m)}, {flag_text(p['lower'])}, {flag_text(p['transpose_a'])}, {flag_text(p['unit_diagonal'])})")
+    ctx.helper_call("tri_solve", (ab, bb, xb),
+                    (ao, bo, xo, nb, n, m, p["lower"], p["transpose_a"], p["unit_diagonal"]),
+                    " (a, b, x offsets, matrices, n, m, lower, transposed, unit diagonal)")
 
 
 def _cholesky(ctx, eqn):
@@ -54,8 +53,7 @@ def _cholesky(ctx, eqn):
     if a.aval.size == 0:
         return
     ab, ao = _blocks(ctx, a)
-    ctx.kernels.add("cholesky")
-    ctx.line(f"cholesky({ab}, {int_text(ao)}, {lb}, {int_text(lo)}, {int_text(nb)}, {int_text(n)})")
+    ctx.helper_call("cholesky", (ab, lb), (ao, lo, nb, n), " (a offset, l offset, matrices, n)")
 
 
 def _numpy_call(what, **kw):

@@ -6,7 +6,7 @@ from tracegrad import primitives as P
 from tracegrad.ir import Lit
 
 from .. import layout
-from ..rules import LOWERINGS, Block, View, flag_text, int_text, lit
+from ..rules import LOWERINGS, Block, View, lit
 
 LOWERINGS[P.stop_gradient_p] = View(lambda acc, ins, out: acc)
 LOWERINGS[P.reshape_p] = View(lambda acc, ins, out, *, shape: layout.reshape(acc, shape))
@@ -40,11 +40,10 @@ def _dot_general(ctx, eqn):
     xa = _as_matrices(ctx, ctx.access(x, perm=xb + x_free + xc), (B, M, K))
     ya = _as_matrices(ctx, ctx.access(y, perm=yb + yc + y_free), (B, K, N))
     fn = "gemm" if dt.kind == "f" else "gemm_loops"
-    ctx.kernels.add(fn)
     ctx.comment(f"{ctx.name(out)} = {_mat_text(ctx, x, xa[2])} @ {_mat_text(ctx, y, ya[2])}: "
                 f"{B} x ({M}x{K} @ {K}x{N})")
-    ctx.line(f"{fn}({xa[0]}, {int_text(xa[1])}, {flag_text(xa[2])}, {ya[0]}, {int_text(ya[1])}, {flag_text(ya[2])}, "
-             f"{o[0]}, {int_text(o[1])}, {int_text(B)}, {int_text(M)}, {int_text(K)}, {int_text(N)})")
+    ctx.helper_call(fn, (xa[0], ya[0], o[0]), (xa[1], xa[2], ya[1], ya[2], o[1], B, M, K, N),
+                    " (a offset, a transposed, b offset, b transposed, c offset, B, M, K, N)")
 
 
 def _mat_text(ctx, atom, transposed) -> str:
