@@ -96,16 +96,6 @@ def test_quick_timing_of_variants(tmp_path):
         assert f"inline_grad: {rec['variant']}" in stdout
 
 
-def test_autograd_peer_matches_the_references(tmp_path):
-    pytest.importorskip("autograd")
-    _, doc = run_bench(tmp_path, "--check-only", "--only", "eager_many_ops,inline_grad,odeint",
-                       "--peers", "autograd", compile="never", quick=False, peers=True)
-    ag = [r for r in doc["results"] if r["impl"] == "autograd"]
-    assert len(ag) == 3
-    for rec in ag:
-        assert rec["status"] == "ok" and rec["check"] == "ok", rec
-
-
 def test_references_against_finite_differences():
     """The hand-derived references of the ODE and HMM workloads agree with central differences."""
     extra = bench_module("_extra_workloads")
