@@ -209,6 +209,8 @@ class Emitter:
         """A call of `kernels.fn` on `arrays`, its integer parameters (offsets, sizes, flags) in
         the kernel's parameter table: `fn(arrays..., P_, np.int64(k))` reads them at P_[k:].
         A parameter known only at run time (an offset inside a loop body) is stored first."""
+        if not self.table:    # P_[0]: cores free now (set by the runner), P_[1]: BLAS's default
+            self.table.extend((1, 1))
         k = len(self.table)
         static = [v if isinstance(v, (bool, int, np.integer)) else 0 for v in ints]
         self.table.extend(int(v) for v in static)
@@ -388,6 +390,8 @@ class Emitter:
             self.line(f"bad_ = {self.none_key}", None)
         self.emit_groups(plan, keep=())
         self._epilogue()
+        if "gemm" in self.kernels:
+            self.line("blas_set_threads(P_[1])   # BLAS back to its default thread count", None)
         self.line("return bad_" if plan.check_finite else "return 0", None)
         return self._render()
 
@@ -466,12 +470,19 @@ class Emitter:
             lines.append(f"    {tup(consts)} = consts")
         if self.table:
             lines.append(f"    P_ = np.array({self.table!r}, np.int64)   # helper calls' parameters")
+        uses_blas = "gemm" in self.kernels
+        if uses_blas:
+            lines.append("    P_[1] = default_threads()")
         if not reentrant:
             lines += [f"    {x}" for x in alloc_ws]
         lines += ["", f"    def run({sig}):"]
         if reentrant:
             lines += [f"        {x}" for x in alloc_ws]
         lines += [f"        {x}" for x in allocs]
+        if uses_blas:
+            lines.append("        P_[0] = free_cores()   # BLAS threads: the cores other processes leave free")
+        if self.uses_prange:
+            lines.append("        set_num_threads(min(free_cores(), config.NUMBA_NUM_THREADS))")
         if ins:
             lines += ["        try:", f"            {res}{call}",
                       "        except (TypeError, AttributeError):   # not exactly the compiled types",
@@ -502,6 +513,12 @@ class Emitter:
         self.kernels |= {h for h in KERNEL_HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
+        if "gemm" in self.kernels:
+            head.append("from compiler.blas import blas_set_threads, default_threads")
+        if "gemm" in self.kernels or self.uses_prange:
+            head.append("from compiler.cores import free as free_cores")
+        if self.uses_prange:
+            head.append("from numba import config, set_num_threads")
         head += callables.import_lines(body_text)
         head.append("")
         for h in sorted(self.helpers):

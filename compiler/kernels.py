@@ -14,10 +14,12 @@ import numpy as np
 from numba import njit
 from numpy.linalg import LinAlgError
 
+from .blas import blas_set_threads
 from .cache import guard_numba_cache
 from .rules import KERNEL_HELPERS
 
 _OPTS = dict(cache=True, error_model="numpy", nogil=False)
+GEMM_THREADED_MIN = 1 << 18     # multiply-adds below which BLAS gets one thread
 
 
 @njit(**_OPTS)
@@ -30,6 +32,9 @@ def gemm(a, b, c, p, k):
     """
     ao, ta, bo, tb, co = p[k], p[k + 1] != 0, p[k + 2], p[k + 3] != 0, p[k + 4]
     B, M, K, N = p[k + 5], p[k + 6], p[k + 7], p[k + 8]
+    # p[0]: the cores free right now (the runner's `cores.free()`); small products run on one
+    # thread, where waking BLAS's threads costs more than it saves
+    blas_set_threads(p[0] if M * K * N >= GEMM_THREADED_MIN else 1)
     for i in range(B):
         x0 = ao + i * M * K
         y0 = bo + i * K * N
