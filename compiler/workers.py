@@ -127,6 +127,12 @@ class Pool:
         self.watchdog = None
         self.closed = False
 
+    def start(self):
+        """Start the workers now (each takes ~1 s to import Numba) if they are not running."""
+        with self.lock:
+            while not self.closed and len([w for w in self.workers if w.proc.poll() is None]) < worker_count():
+                self._pick()
+
     def submit(self, kernel) -> Future:
         """A Future of the compile time (s) of `kernel` (a `program.Kernel`) in a worker."""
         fut = Future()

@@ -83,6 +83,7 @@ class Entry:
 
     def _compile(self, compiler):
         from compiler import workers
+        workers.pool().start()      # workers import Numba while the kernels are generated
         self.program = compiler.prepare(self.compiled_ir, self.check_finite)
         futures = [workers.pool().submit(k) for k in self.program.kernels]
         import compiler.build   # noqa: F401  (Numba's import overlaps the workers' compile)
