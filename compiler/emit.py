@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegrad.ir import Lit, Var, _pretty, format_src, short_dtype
 
-from . import layout, loops
+from . import layout, loops, vecmath
 from .kernels import HELPERS
 from .lowering import lit, np_type
 
@@ -478,6 +478,9 @@ class Emitter:
         self.kernels |= {h for h in HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
+        vm = sorted(h for h in vecmath.NAMES if re.search(rf"\b{h}\(", body_text))
+        if vm:   # the digest puts vecmath's version into this source, hence into the cache key
+            head.append(f"from compiler.vecmath import {', '.join(vm)}  # vecmath {vecmath.DIGEST}")
         head.append("")
         for h in sorted(self.helpers):
             head += ["", *_HELPERS[h].strip("\n").split("\n"), ""]

@@ -22,7 +22,7 @@ from tracegrad import primitives as P
 from tracegrad.ir import Lit
 from tracegrad.errors import MissingRuleError
 
-from . import layout
+from . import layout, vecmath
 
 
 class Elementwise:
@@ -142,6 +142,9 @@ def _wrap(dt, expr: str) -> str:
 
 def _ufunc(name):
     def rule(args, ins, out, **_):
+        kernel = vecmath.kernel_for(name, out.dtype)      # vectorisable exp/log/sin/...: vecmath.py
+        if kernel:
+            return f"{kernel}({args[0]})"
         return _wrap(out.dtype, f"np.{name}({', '.join(args)})")
     return Elementwise(rule)
 
