@@ -16,14 +16,20 @@ sign kept as NumPy keeps it), subnormal inputs and outputs, ±inf, NaN and the o
 edges (tests/test_vecmath.py checks them against NumPy). Exact products and sums use FMA
 (`llvm.fma`); a host without FMA gets the same results, slowly, from the C library's fma.
 
-sin/cos reduce every argument with a branch-free Payne-Hanek reduction, exact over the whole
-float64 range, instead of falling back to libm above some |x|. A fallback cannot be rare here:
-LLVM treats a math call under a condition as speculatable, so in a vectorised loop
-`math.sin(x) if abs(x) > LIMIT else fast(x)` becomes `llvm.sin.v8f64`, a libm call for every
-lane (measured with Numba 0.68 / LLVM 22). The reduction reads four float64 digits of
-(2^q 2/pi mod 4) from a 32 KB table indexed by the exponent q, so x 2/pi = m (U0 + U1 + U2 + U3)
-with m the integer mantissa; every product is exact (FMA) and the sums are ordered so that the
-cancellation near multiples of pi/2 stays exact. It costs about as much as the polynomials.
+sin/cos reduce |x| < 2^30 in-line (Cody-Waite: pi/2 in three parts, FMA, the remainder kept as a
+double-double), which is exact enough for every float64 there. Larger |x|, inf and NaN take a
+rare path: a branch-free Payne-Hanek reduction (x 2/pi = m (U0 + U1 + U2 + U3), m the integer
+mantissa, the U four float64 digits of 2^q 2/pi mod 4 from a 32 KB table indexed by the exponent
+q, all products exact by FMA, sums ordered so that cancellation near multiples of pi/2 stays
+exact), correct over the whole float64 range. A plain `if` around a call does not keep that path
+rare: LLVM treats a readnone call under a condition as speculatable, so in a vectorised loop
+`math.sin(x) if abs(x) > LIMIT else fast(x)` becomes `llvm.sin.v8f64`, libm for every lane, and
+computing the Payne-Hanek reduction branch-free for every lane made sin 3x slower. So the rare
+path is a call whose call site names masked vector variants (LLVM's
+"vector-function-abi-variant" attribute; variants written in LLVM IR below): the vectorised loop
+calls the variant once per vector with the lanes' mask, and it returns at once when no lane is
+set, otherwise runs the exact reduction (compiled once as a C function) on the set lanes.
+(Measured with Numba 0.68 / LLVM 22; tests/test_vecmath.py checks the vector code.)
 """
 from __future__ import annotations
 
@@ -31,9 +37,14 @@ import hashlib
 import math
 
 import numpy as np
-from numba import njit, types
+from llvmlite import binding as llvm, ir as lir
+from numba import cfunc, njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
+# forceinline: LLVM leaves the larger kernels out of line otherwise, and a call in a loop stops
+# vectorisation. fastmath off explicitly: a callee inherits an unset flag from its caller, and
+# the double-double steps need exact IEEE rounding.
 _jit = njit(cache=True, error_model="numpy", fastmath=False, forceinline=True)
 
 # ---------------------------------------------------------------- bit casts and fma
@@ -71,8 +82,10 @@ def _fma(typingctx, a, b, c):
 _LN2_HI, _LN2_LO = 0.6931471803691238, 1.9082149292705877e-10   # n * _LN2_HI exact, |n| < 2^21
 _INV_LN2 = 1.4426950408889634
 _LN2 = 0.6931471805599453
-_PIO2_HI, _PIO2_LO = 1.5707963267948966, 6.123233995736766e-17
+_PIO2_HI, _PIO2_LO, _PIO2_3 = 1.5707963267948966, 6.123233995736766e-17, -1.4973849048591698e-33
+_TWO_OVER_PI = 0.6366197723675814
 _PIO4 = 0.7853981633974483
+_CW_LIMIT = 1073741824.0       # 2^30: sin/cos reduce |x| below this in-line, above it lane by lane
 _SQRT1_2_BITS = 0x3FE6A09E667F3BCD             # bits of sqrt(1/2): log splits mantissas there
 _MANT = 0x000FFFFFFFFFFFFF
 _ABS = 0x7FFFFFFFFFFFFFFF
@@ -127,7 +140,7 @@ def _two_over_pi_table():
     return np.array(rows, dtype=np.float64).reshape(-1)
 
 
-_TWO_OVER_PI = _two_over_pi_table()
+_PH_TABLE = _two_over_pi_table()
 
 # ---------------------------------------------------------------- small helpers (inlined by LLVM)
 
@@ -283,16 +296,79 @@ def vtanh(x):
 
 # ---------------------------------------------------------------- sin, cos
 
+@_jit
+def _sin_kernel(r, rl):
+    z = r * r
+    v = z * r
+    p = _poly(z, _SIN64[1:])
+    return r - ((z * (0.5 * rl - v * p) - rl) - v * _SIN64[0])
+
+
+@_jit
+def _cos_kernel(r, rl):
+    z = r * r
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * (z * _poly(z, _COS64)) - r * rl))
+
 
 @_jit
 def _reduce_pio2(x):
-    """x = N pi/2 + r + rl (|r| <= pi/4, rl below r's last bit): (r, rl, N)."""
+    """x = N pi/2 + r + rl for |x| < _CW_LIMIT (Cody-Waite, pi/2 in three parts): (r, rl, N).
+    The first product is exact by FMA, the second kept as a pair: error < N 2^-158, far below
+    the smallest |r| (~2^-61) any float64 produces."""
+    n = np.rint(x * _TWO_OVER_PI)
+    t = _fma(-n, _PIO2_HI, x)                            # exact for |n| < 2^52
+    p = n * _PIO2_LO
+    s, se = _two_sum(t, -p)
+    r, rl = _fast_two_sum(s, (se - _fma(n, _PIO2_LO, -p)) - n * _PIO2_3)
+    return r, rl, np.int64(_clamp(n, -2.0 ** 31, 2.0 ** 31))
+
+
+@_jit
+def _sin_quadrant(r, rl, n):
+    y = _cos_kernel(r, rl) if n & 1 else _sin_kernel(r, rl)
+    return -y if n & 2 else y
+
+
+@_jit
+def _cos_quadrant(r, rl, n):
+    y = _sin_kernel(r, rl) if n & 1 else _cos_kernel(r, rl)
+    return -y if (n + 1) & 2 else y
+
+
+@_jit
+def vsin(x):
+    r, rl, n = _reduce_pio2(x)
+    y = _sin_quadrant(r, rl, n)
+    y = x if abs(x) < 1.4901161193847656e-08 else y     # 2^-26: sin x rounds to x (and -0.0)
+    if not abs(x) < _CW_LIMIT:                           # huge, inf, NaN: see the docstring
+        y = _sin_slow(x)
+    return y
+
+
+@_jit
+def vcos(x):
+    r, rl, n = _reduce_pio2(x)
+    y = _cos_quadrant(r, rl, n)
+    if not abs(x) < _CW_LIMIT:
+        y = _cos_slow(x)
+    return y
+
+
+# ---------------------------------------------------------------- the rare path of sin/cos
+# |x| >= 2^30, inf, NaN: the Payne-Hanek reduction, reached through masked vector variants (see
+# the module docstring).
+
+@_jit
+def _reduce_pio2_exact(x):
+    """x = N pi/2 + r + rl (|r| <= pi/4, rl below r's last bit): (r, rl, N), for any x."""
     q = ((_as_int(x) & _ABS) >> 52) - 1075               # x = m 2^q, m an integer
     q = q if q > -53 else -53
     q = q if q < 971 else 971
     m = x * _pow2(-q)
     j = 4 * (q + 53)
-    u0, u1, u2, u3 = _TWO_OVER_PI[j], _TWO_OVER_PI[j + 1], _TWO_OVER_PI[j + 2], _TWO_OVER_PI[j + 3]
+    u0, u1, u2, u3 = _PH_TABLE[j], _PH_TABLE[j + 1], _PH_TABLE[j + 2], _PH_TABLE[j + 3]
     # m u0: a multiple of 2^-51 below 2^55, held exactly as a_hi + a_lo
     a_hi = m * u0
     a_lo = _fma(m, u0, -a_hi)
@@ -323,36 +399,100 @@ def _reduce_pio2(x):
 
 
 @_jit
-def _sin_kernel(r, rl):
-    z = r * r
-    v = z * r
-    p = _poly(z, _SIN64[1:])
-    return r - ((z * (0.5 * rl - v * p) - rl) - v * _SIN64[0])
-
-
-@_jit
-def _cos_kernel(r, rl):
-    z = r * r
-    hz = 0.5 * z
-    w = 1.0 - hz
-    return w + (((1.0 - w) - hz) + (z * (z * _poly(z, _COS64)) - r * rl))
-
-
-@_jit
-def vsin(x):
-    r, rl, n = _reduce_pio2(x)
-    y = _cos_kernel(r, rl) if n & 1 else _sin_kernel(r, rl)
-    y = -y if n & 2 else y
-    y = x if abs(x) < 1.4901161193847656e-08 else y     # 2^-26: sin x rounds to x (and -0.0)
+def _sin_exact(x):
+    r, rl, n = _reduce_pio2_exact(x)
+    y = _sin_quadrant(r, rl, n)
+    y = x if abs(x) < 1.4901161193847656e-08 else y
     return y if abs(x) < np.inf else x - x               # NaN for inf and NaN
 
 
 @_jit
-def vcos(x):
-    r, rl, n = _reduce_pio2(x)
-    y = _sin_kernel(r, rl) if n & 1 else _cos_kernel(r, rl)
-    y = -y if (n + 1) & 2 else y
+def _cos_exact(x):
+    r, rl, n = _reduce_pio2_exact(x)
+    y = _cos_quadrant(r, rl, n)
     return y if abs(x) < np.inf else x - x
+
+
+def _sin_exact_c(x):
+    return _sin_exact(x)
+
+
+def _cos_exact_c(x):
+    return _cos_exact(x)
+
+
+_VFS = (2, 4, 8, 16)             # vector widths LLVM may choose for a float64 (or float32) loop
+
+
+def _masked_variant(name, vf, scalar):
+    """<vf x double> variant(<vf x double> x, <vf x i1> mask): `scalar` on the set lanes only."""
+    v = f"<{vf} x double>"
+    out = [f"define {v} @tg_vecmath_{name}_m{vf}({v} %x, <{vf} x i1> %m) noinline nounwind {{",
+           "entry:", f"  %bits = bitcast <{vf} x i1> %m to i{vf}", f"  %any = icmp ne i{vf} %bits, 0",
+           "  br i1 %any, label %l0, label %none", "none:", f"  ret {v} %x"]
+    acc = "%x"
+    for i in range(vf):
+        out += [f"l{i}:", f"  %m{i} = extractelement <{vf} x i1> %m, i32 {i}",
+                f"  br i1 %m{i}, label %c{i}, label %j{i}",
+                f"c{i}:", f"  %x{i} = extractelement {v} %x, i32 {i}",
+                f"  %r{i} = call double @{scalar}(double %x{i})",
+                f"  %a{i} = insertelement {v} {acc}, double %r{i}, i32 {i}", f"  br label %j{i}",
+                f"j{i}:", f"  %p{i} = phi {v} [ %a{i}, %c{i} ], [ {acc}, %l{i} ]"]
+        acc = f"%p{i}"
+        out.append(f"  br label %l{i + 1}" if i + 1 < vf else f"  ret {v} {acc}")
+    return out + ["}"]
+
+
+def _slow_ir(name, scalar, data_layout):
+    """tg_vecmath_<name>_slow(x): a call of the C function `scalar` that LLVM may vectorise
+    through the masked variants."""
+    exact = f"tg_vecmath_{name}_exact"                   # noinline: the call must stay a call
+    variants = ",".join(f"_ZGV_LLVM_M{vf}v_{exact}(tg_vecmath_{name}_m{vf})" for vf in _VFS)
+    lines = [f'target datalayout = "{data_layout}"',
+             f'declare double @"{scalar}"(double)',
+             f"define double @{exact}(double %x) noinline nounwind {{",
+             f'  %r = call double @"{scalar}"(double %x)', "  ret double %r", "}",
+             f"define double @tg_vecmath_{name}_slow(double %x) alwaysinline nounwind {{",
+             f"  %r = call double @{exact}(double %x) #0", "  ret double %r", "}",
+             f'attributes #0 = {{ nounwind willreturn memory(none) "vector-function-abi-variant"="{variants}" }}']
+    for vf in _VFS:
+        lines += _masked_variant(name, vf, exact)
+    # the variants are referenced only by name: keep them through optimisation and linking
+    used = ", ".join(f"ptr @tg_vecmath_{name}_m{vf}" for vf in _VFS)
+    lines.append(f'@llvm.used = appending global [{len(_VFS)} x ptr] [{used}], section "llvm.metadata"')
+    return "\n".join(lines)
+
+
+_slow_libraries: dict = {}       # (codegen, name) -> library; built on first use, then cached
+
+
+def _slow_call(name, exact):
+    """An intrinsic calling `exact` (compiled as a C function, on first use) through
+    tg_vecmath_<name>_slow. The kernels that use it link the C function's code in: a cached
+    kernel needs nothing at load time."""
+    @intrinsic
+    def call(typingctx, x):
+        if x == types.float64:
+            def codegen(context, builder, sig, args):
+                cg = context.codegen()
+                lib = _slow_libraries.get((cg, name))
+                if lib is None:
+                    c = cfunc(types.float64(types.float64), cache=True, error_model="numpy")(exact)
+                    lib = cg.create_library(f"tg_vecmath_{name}_slow")
+                    lib.add_llvm_module(llvm.parse_assembly(
+                        _slow_ir(name, c.native_name, str(cg.target_data))))
+                    lib.add_linking_library(c._library)
+                    lib.finalize()
+                    _slow_libraries[(cg, name)] = lib
+                context.active_code_library.add_linking_library(lib)
+                fnty = lir.FunctionType(lir.DoubleType(), [lir.DoubleType()])
+                fn = cgutils.get_or_insert_function(builder.module, fnty, f"tg_vecmath_{name}_slow")
+                return builder.call(fn, args)
+            return types.float64(x), codegen
+    return call
+
+
+_sin_slow, _cos_slow = _slow_call("sin", _sin_exact_c), _slow_call("cos", _cos_exact_c)
 
 
 # ---------------------------------------------------------------- float32 (float64 inside)
@@ -429,24 +569,9 @@ def vtanhf(x):
 
 @_jit
 def _reduce_pio2_32(d):
-    """d (a float32 value) = N pi/2 + r, float64 r good to ~2^-50 relative: (r, N)."""
-    q = ((_as_int(d) & _ABS) >> 52) - 1046               # d = m 2^q, m an integer < 2^24
-    q = q if q > -53 else -53
-    q = q if q < 971 else 971
-    m = d * _pow2(-q)
-    j = 4 * (q + 53)
-    u0, u1 = _TWO_OVER_PI[j], _TWO_OVER_PI[j + 1]
-    a_hi = m * u0
-    a_lo = _fma(m, u0, -a_hi)
-    n0 = np.rint(a_hi)
-    a = (a_hi - n0) + a_lo                               # exact, as in _reduce_pio2
-    n0 -= 4.0 * np.rint(n0 * 0.25)
-    b = m * u1                                           # < 2^-27, rounded: error < 2^-80
-    n1 = np.rint(a + b)
-    f = (a - n1) + b
-    n = np.int64(_clamp(n0 + n1, -8.0, 8.0))
-    small = abs(d) < _PIO4
-    return (d if small else f * (_PIO2_HI + _PIO2_LO)), (0 if small else n)
+    """d (a float32 value, |d| < _CW_LIMIT) = N pi/2 + r, r good to ~2^-50: (r, N)."""
+    n = np.rint(d * _TWO_OVER_PI)
+    return _fma(-n, _PIO2_LO, _fma(-n, _PIO2_HI, d)), np.int64(_clamp(n, -2.0 ** 31, 2.0 ** 31))
 
 
 @_jit
@@ -463,7 +588,9 @@ def vsinf(x):
     y = c if n & 1 else s
     y = -y if n & 2 else y
     y = d if abs(d) < 1.4901161193847656e-08 else y
-    return np.float32(y if abs(d) < np.inf else d - d)
+    if not abs(d) < _CW_LIMIT:
+        y = _sin_slow(d)
+    return np.float32(y)
 
 
 @_jit
@@ -473,7 +600,9 @@ def vcosf(x):
     s, c = _sincos32(r)
     y = s if n & 1 else c
     y = -y if (n + 1) & 2 else y
-    return np.float32(y if abs(d) < np.inf else d - d)
+    if not abs(d) < _CW_LIMIT:
+        y = _cos_slow(d)
+    return np.float32(y)
 
 
 # ---------------------------------------------------------------- what the compiler uses

@@ -180,9 +180,12 @@ def _split(value: D, clear_bits: int):
 def constants():
     ln2_hi, ln2_lo = _split(LN2, 21)       # n * _LN2_HI exact for |n| < 2^21
     pio2_hi, pio2_lo = _split(PI / 2, 0)
+    pio2_3 = float(PI / 2 - D(pio2_hi) - D(pio2_lo))
     print(f"_LN2_HI, _LN2_LO = {ln2_hi!r}, {ln2_lo!r}")
     print(f"_INV_LN2 = {float(1 / LN2)!r}")
-    print(f"_PIO2_HI, _PIO2_LO = {pio2_hi!r}, {pio2_lo!r}")
+    print(f"_LN2 = {float(LN2)!r}")
+    print(f"_PIO2_HI, _PIO2_LO, _PIO2_3 = {pio2_hi!r}, {pio2_lo!r}, {pio2_3!r}")
+    print(f"_TWO_OVER_PI = {float(2 / PI)!r}")
     print(f"_PIO4 = {float(PI / 4)!r}")
 
 
