@@ -115,33 +115,6 @@ _TANH32 = (-0.333333333274155, 0.13333331846014176, -0.05396763965406444, 0.0218
            -0.008791002586511765, 0.0033062391594200933, -0.0008622062265197348)
 
 
-def _two_over_pi_table():
-    """Row j (q = j - 53, q in [-53, 971]) holds (2^q 2/pi) mod 4 as four float64 digits with
-    fixed binary points: U0 the bits 2^1..2^-51, U1 2^-52..2^-104, U2 ..2^-157, U3 ..2^-210.
-    2/pi comes from pi by Machin's formula in integer arithmetic (1300 bits)."""
-    P = 1300 + 32
-
-    def atan_inv(k):                       # atan(1/k) * 2^P
-        total, term, n, k2 = 0, (1 << P) // k, 0, k * k
-        while term:
-            total += term // (2 * n + 1) if n % 2 == 0 else -(term // (2 * n + 1))
-            term //= k2
-            n += 1
-        return total
-    pi = 16 * atan_inv(5) - 4 * atan_inv(239)         # pi * 2^P, good to ~2^-(P-10)
-    c = (2 << (2 * P)) // pi                           # 2/pi * 2^P
-    rows = []
-    mask = (1 << 53) - 1
-    for q in range(-53, 972):
-        w = (c << (q + 210)) >> P if q + 210 >= 0 else c >> (P - q - 210)
-        w &= (1 << 212) - 1                            # mod 4, scaled by 2^210
-        rows.append([math.ldexp((w >> 159) & mask, -51), math.ldexp((w >> 106) & mask, -104),
-                     math.ldexp((w >> 53) & mask, -157), math.ldexp(w & mask, -210)])
-    return np.array(rows, dtype=np.float64).reshape(-1)
-
-
-_PH_TABLE = _two_over_pi_table()
-
 # ---------------------------------------------------------------- small helpers (inlined by LLVM)
 
 
@@ -359,6 +332,33 @@ def vcos(x):
 # ---------------------------------------------------------------- the rare path of sin/cos
 # |x| >= 2^30, inf, NaN: the Payne-Hanek reduction, reached through masked vector variants (see
 # the module docstring).
+
+def _two_over_pi_table():
+    """Row j (q = j - 53, q in [-53, 971]) holds (2^q 2/pi) mod 4 as four float64 digits with
+    fixed binary points: U0 the bits 2^1..2^-51, U1 2^-52..2^-104, U2 ..2^-157, U3 ..2^-210.
+    2/pi comes from pi by Machin's formula in integer arithmetic (1300 bits)."""
+    P = 1300 + 32
+
+    def atan_inv(k):                       # atan(1/k) * 2^P
+        total, term, n, k2 = 0, (1 << P) // k, 0, k * k
+        while term:
+            total += term // (2 * n + 1) if n % 2 == 0 else -(term // (2 * n + 1))
+            term //= k2
+            n += 1
+        return total
+    pi = 16 * atan_inv(5) - 4 * atan_inv(239)         # pi * 2^P, good to ~2^-(P-10)
+    c = (2 << (2 * P)) // pi                           # 2/pi * 2^P
+    rows = []
+    mask = (1 << 53) - 1
+    for q in range(-53, 972):
+        w = ((c << (q + 210)) >> P) & ((1 << 212) - 1)  # (2^q 2/pi mod 4) 2^210
+        rows.append([math.ldexp((w >> 159) & mask, -51), math.ldexp((w >> 106) & mask, -104),
+                     math.ldexp((w >> 53) & mask, -157), math.ldexp(w & mask, -210)])
+    return np.array(rows, dtype=np.float64).reshape(-1)
+
+
+_PH_TABLE = _two_over_pi_table()
+
 
 @_jit
 def _reduce_pio2_exact(x):
