@@ -454,7 +454,8 @@ def _slow_ir(name, scalar, data_layout):
              f'  %r = call double @"{scalar}"(double %x)', "  ret double %r", "}",
              f"define double @tg_vecmath_{name}_slow(double %x) alwaysinline nounwind {{",
              f"  %r = call double @{exact}(double %x) #0", "  ret double %r", "}",
-             f'attributes #0 = {{ nounwind willreturn memory(none) "vector-function-abi-variant"="{variants}" }}']
+             f'attributes #0 = {{ nounwind willreturn memory(none) '
+             f'"vector-function-abi-variant"="{variants}" }}']
     for vf in _VFS:
         lines += _masked_variant(name, vf, exact)
     # the variants are referenced only by name: keep them through optimisation and linking

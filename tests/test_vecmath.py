@@ -204,7 +204,7 @@ def test_random_sweep(name, dt):
     """A seeded sweep of uniform bit patterns (full range), plus uniform values in each sub-range."""
     rng = np.random.default_rng(20240607)
     n = 4096 * EXAMPLES
-    bits = rng.integers(0, 2 ** 63, n, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, n, dtype=np.uint64)
+    bits = rng.integers(0, 2 ** 64 - 1, n, dtype=np.uint64, endpoint=True)
     x = bits.view(np.float64) if dt == F64 else bits.astype(np.uint32).view(np.float32)
     check(name, x)
     for lo, hi in _ranges(name, dt):

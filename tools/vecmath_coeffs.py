@@ -11,6 +11,7 @@ float64 (`repr`, so they paste exactly) and the relative error measured with tho
 """
 from __future__ import annotations
 
+import math
 import sys
 from decimal import Decimal as D, getcontext
 from fractions import Fraction as F
@@ -49,7 +50,7 @@ def _tanh_taylor(n):
 def _pi() -> D:
     # Machin: pi = 16 atan(1/5) - 4 atan(1/239), each atan summed in Decimal
     def atan_inv(k):
-        x, x2, s, n, term = D(1) / k, D(1) / (k * k), D(0), 0, D(1) / k
+        x2, s, n, term = D(1) / (k * k), D(0), 0, D(1) / k
         while term != 0:
             s += term / (2 * n + 1) * (-1 if n % 2 else 1)
             n += 1
@@ -73,7 +74,8 @@ _L = _series([F(2, 2 * k + 3) for k in range(TERMS)])
 _T = _series([_tanh[2 * k + 3] for k in range(TERMS)])
 
 _R_EXP = LN2 / 2 * D("1.0001")             # |x - n ln2| (n = rint(x / ln2)), with rounding slack
-_Z_LOG = ((SQRT2 - 1) / (SQRT2 + 1)) ** 2 * D("1.0001")   # s^2, s = f / (2 + f), f in [sqrt(2)/2 - 1, sqrt(2) - 1]
+# s^2 for s = f / (2 + f), f in [sqrt(1/2) - 1, sqrt(2) - 1]
+_Z_LOG = ((SQRT2 - 1) / (SQRT2 + 1)) ** 2 * D("1.0001")
 _Z_TRIG = (PI / 4) ** 2 * D("1.0001")      # r^2, |r| <= pi/4 after reduction (a hair beyond)
 TANH_SPLIT = D("0.625")                    # vtanh: polynomial below, 1 - 2/(e^2|x| + 1) above
 _Z_TANH = TANH_SPLIT ** 2 * D("1.0001")
@@ -126,7 +128,7 @@ def _cheb(a, b, n):
     """n Chebyshev extrema on [a, b], ascending."""
     pts = []
     for i in range(n):
-        c = D(str(__import__("math").cos(__import__("math").pi * (n - 1 - i) / (n - 1))))
+        c = D(str(math.cos(math.pi * (n - 1 - i) / (n - 1))))   # nodes need no precision
         pts.append((a + b) / 2 + (b - a) / 2 * c)
     return pts
 
