@@ -25,11 +25,10 @@ exact), correct over the whole float64 range. A plain `if` around a call does no
 rare: LLVM treats a readnone call under a condition as speculatable, so in a vectorised loop
 `math.sin(x) if abs(x) > LIMIT else fast(x)` becomes `llvm.sin.v8f64`, libm for every lane, and
 computing the Payne-Hanek reduction branch-free for every lane made sin 3x slower. So the rare
-path is a call whose call site names masked vector variants (LLVM's
-"vector-function-abi-variant" attribute; variants written in LLVM IR below): the vectorised loop
-calls the variant once per vector with the lanes' mask, and it returns at once when no lane is
-set, otherwise runs the exact reduction (compiled once as a C function) on the set lanes.
-(Measured with Numba 0.68 / LLVM 22; tests/test_vecmath.py checks the vector code.)
+path goes through `vecmath_llvm.rare_call`: a call site naming masked vector variants, which the
+vectorised loop calls once per vector with the lanes' mask and which return at once when no
+lane is set (measured with Numba 0.68 / LLVM 22; tests/test_vecmath.py checks the vector code).
+The bit casts and fma are intrinsics from vecmath_llvm too.
 """
 from __future__ import annotations
 
@@ -37,44 +36,14 @@ import hashlib
 import math
 
 import numpy as np
-from llvmlite import binding as llvm, ir as lir
-from numba import cfunc, njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
+
+from .vecmath_llvm import as_float, as_int, fma, rare_call
 
 # forceinline: LLVM leaves the larger kernels out of line otherwise, and a call in a loop stops
 # vectorisation. fastmath off explicitly: a callee inherits an unset flag from its caller, and
 # the double-double steps need exact IEEE rounding.
 _jit = njit(cache=True, error_model="numpy", fastmath=False, forceinline=True)
-
-# ---------------------------------------------------------------- bit casts and fma
-
-@intrinsic
-def _as_int(typingctx, x):
-    """The bits of a float64 as an int64."""
-    if x == types.float64:
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], context.get_value_type(types.int64))
-        return types.int64(x), codegen
-
-
-@intrinsic
-def _as_float(typingctx, i):
-    """An int64 bit pattern as a float64."""
-    if isinstance(i, types.Integer) and i.bitwidth == 64:
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], context.get_value_type(types.float64))
-        return types.float64(i), codegen
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """a * b + c with one rounding (llvm.fma)."""
-    if a == b == c == types.float64:
-        def codegen(context, builder, sig, args):
-            return builder.fma(*args)
-        return types.float64(a, b, c), codegen
-
 
 # ---------------------------------------------------------------- constants
 # (tools/vecmath_coeffs.py prints all of these; the polynomials' errors are in its output)
@@ -123,14 +92,14 @@ def _poly(z, c):
     """Horner: c[0] + c[1] z + ... (c a tuple of literals, unrolled)."""
     acc = c[len(c) - 1]
     for k in range(len(c) - 2, -1, -1):
-        acc = _fma(acc, z, c[k])
+        acc = fma(acc, z, c[k])
     return acc
 
 
 @_jit
 def _pow2(k):
     """2.0**k for an int64 k in [-1022, 1023]."""
-    return _as_float((k + 1023) << 52)
+    return as_float((k + 1023) << 52)
 
 
 @_jit
@@ -170,7 +139,7 @@ def _exp_reduce(x, lo_n, hi_n):
 def _exp_parts(x, lo_n, hi_n):
     """e^x = (s + t) 2^k, s + t in [sqrt(1/2), sqrt(2)], t not yet added: (s, t, k)."""
     n, k, r, c = _exp_reduce(x, lo_n, hi_n)
-    tail = _fma(r * r, _fma(r, _poly(r, _EXP64), 0.5), c)    # e^(r+c) - 1 - r
+    tail = fma(r * r, fma(r, _poly(r, _EXP64), 0.5), c)      # e^(r+c) - 1 - r
     s, e = _fast_two_sum(1.0, r)
     return s, e + tail, k
 
@@ -193,7 +162,7 @@ def vexp(x):
 @_jit
 def vexpm1(x):
     n, k, r, c = _exp_reduce(x, -80.0, 1100.0)
-    em, eml = _fast_two_sum(r, r * r * _fma(r, _poly(r, _EXP64), 0.5))   # e^r - 1, double-double
+    em, eml = _fast_two_sum(r, r * r * fma(r, _poly(r, _EXP64), 0.5))    # e^r - 1, double-double
     eml += c * (1.0 + em)
     # 2^k (1 + em) - 1: (2^k - 1) + 2^k em, exactly summed; past k = 53 the -1 joins the low part
     t = _pow2(k if k < 1020 else 1020)
@@ -216,7 +185,7 @@ def _log_kernel(xb, extra_k, corr):
     1 + f in [sqrt(1/2), sqrt(2)), log(1 + f) = 2 atanh(s), s = f / (2 + f)."""
     ix = xb + (0x3FF0000000000000 - _SQRT1_2_BITS)     # mantissas >= sqrt(2) carry into k
     dk = np.float64((ix >> 52) - 1023 - extra_k)
-    f = _as_float((ix & _MANT) + _SQRT1_2_BITS) - 1.0
+    f = as_float((ix & _MANT) + _SQRT1_2_BITS) - 1.0
     s = f / (2.0 + f)
     z = s * s
     R = z * _poly(z, _LOG64)
@@ -228,7 +197,7 @@ def _log_kernel(xb, extra_k, corr):
 def vlog(x):
     sub = x < _TINY
     xs = x * 18014398509481984.0 if sub else x          # subnormals: scale by 2^54
-    y = _log_kernel(_as_int(xs), 54 if sub else 0, 0.0)
+    y = _log_kernel(as_int(xs), 54 if sub else 0, 0.0)
     y = y if x < np.inf else x                           # +inf, NaN
     y = -np.inf if x == 0.0 else y
     return np.nan if x < 0.0 else y
@@ -237,7 +206,7 @@ def vlog(x):
 @_jit
 def vlog1p(x):
     u, c = _two_sum(1.0, x)                              # u + c = 1 + x exactly; u is normal
-    y = _log_kernel(_as_int(u), 0, c / u)
+    y = _log_kernel(as_int(u), 0, c / u)
     y = x if abs(x) < 5.551115123125783e-17 else y       # keeps -0.0 and subnormals
     y = y if x < np.inf else x
     y = -np.inf if x == -1.0 else y
@@ -251,7 +220,7 @@ def vlog1p(x):
 def vtanh(x):
     a = abs(x)
     z = x * x
-    small = _fma(x * z, _poly(z, _TANH64), x)
+    small = fma(x * z, _poly(z, _TANH64), x)
     # 1 - 2/(e + 1), e = e^2|x| >= 3.4, carried in double-double to the final subtraction
     s, t, k = _exp_parts(2.0 * a if a < 40.0 else 80.0, -1100.0, 1100.0)
     s, t = _fast_two_sum(s, t)
@@ -259,7 +228,7 @@ def vtanh(x):
     d, dl = _fast_two_sum(s * e, 1.0)
     dl += t * e
     q = 2.0 / d
-    ql = (_fma(-q, d, 2.0) - q * dl) / d
+    ql = (fma(-q, d, 2.0) - q * dl) / d
     s, t = _two_sum(1.0, -q)
     large = math.copysign(s + (t - ql), x)
     y = small if a < _TANH_SPLIT else large
@@ -291,10 +260,10 @@ def _reduce_pio2(x):
     The first product is exact by FMA, the second kept as a pair: error < N 2^-158, far below
     the smallest |r| (~2^-61) any float64 produces."""
     n = np.rint(x * _TWO_OVER_PI)
-    t = _fma(-n, _PIO2_HI, x)                            # exact for |n| < 2^52
+    t = fma(-n, _PIO2_HI, x)                             # exact for |n| < 2^52
     p = n * _PIO2_LO
     s, se = _two_sum(t, -p)
-    r, rl = _fast_two_sum(s, (se - _fma(n, _PIO2_LO, -p)) - n * _PIO2_3)
+    r, rl = _fast_two_sum(s, (se - fma(n, _PIO2_LO, -p)) - n * _PIO2_3)
     return r, rl, np.int64(_clamp(n, -2.0 ** 31, 2.0 ** 31))
 
 
@@ -363,7 +332,7 @@ _PH_TABLE = _two_over_pi_table()
 @_jit
 def _reduce_pio2_exact(x):
     """x = N pi/2 + r + rl (|r| <= pi/4, rl below r's last bit): (r, rl, N), for any x."""
-    q = ((_as_int(x) & _ABS) >> 52) - 1075               # x = m 2^q, m an integer
+    q = ((as_int(x) & _ABS) >> 52) - 1075                # x = m 2^q, m an integer
     q = q if q > -53 else -53
     q = q if q < 971 else 971
     m = x * _pow2(-q)
@@ -371,27 +340,27 @@ def _reduce_pio2_exact(x):
     u0, u1, u2, u3 = _PH_TABLE[j], _PH_TABLE[j + 1], _PH_TABLE[j + 2], _PH_TABLE[j + 3]
     # m u0: a multiple of 2^-51 below 2^55, held exactly as a_hi + a_lo
     a_hi = m * u0
-    a_lo = _fma(m, u0, -a_hi)
+    a_lo = fma(m, u0, -a_hi)
     n0 = np.rint(a_hi)
     a = (a_hi - n0) + a_lo                               # exact: a multiple of 2^-51 below 1
     n0 -= 4.0 * np.rint(n0 * 0.25)                       # only N mod 4 matters
     n1 = np.rint(a)
     a -= n1
     b_hi = m * u1                                        # < 4, multiple of 2^-104
-    b_lo = _fma(m, u1, -b_hi)
+    b_lo = fma(m, u1, -b_hi)
     n2 = np.rint(b_hi)
     b_hi -= n2
     n3 = np.rint(a + b_hi)
     a -= n3                                              # exact; now a + b_hi is the fraction
     c_hi = m * u2                                        # < 2^-51
-    c_lo = _fma(m, u2, -c_hi)
+    c_lo = fma(m, u2, -c_hi)
     # ordered so that when the fraction cancels to ~2^-61 every partial sum is already small
     s, e1 = _two_sum(a, b_hi)
     s, e2 = _two_sum(s, b_lo)
     s, e3 = _two_sum(s, c_hi)
     f, fl = _fast_two_sum(s, (e1 + e2) + (e3 + c_lo) + m * u3)
     r = f * _PIO2_HI
-    rl = _fma(f, _PIO2_HI, -r) + (f * _PIO2_LO + fl * _PIO2_HI)
+    rl = fma(f, _PIO2_HI, -r) + (f * _PIO2_LO + fl * _PIO2_HI)
     r, rl = _fast_two_sum(r, rl)
     n = np.int64(_clamp(n0 + n1 + n2 + n3, -8.0, 8.0))
     small = abs(x) < _PIO4
@@ -421,79 +390,7 @@ def _cos_exact_c(x):
     return _cos_exact(x)
 
 
-_VFS = (2, 4, 8, 16)             # vector widths LLVM may choose for a float64 (or float32) loop
-
-
-def _masked_variant(name, vf, scalar):
-    """<vf x double> variant(<vf x double> x, <vf x i1> mask): `scalar` on the set lanes only."""
-    v = f"<{vf} x double>"
-    out = [f"define {v} @tg_vecmath_{name}_m{vf}({v} %x, <{vf} x i1> %m) noinline nounwind {{",
-           "entry:", f"  %bits = bitcast <{vf} x i1> %m to i{vf}", f"  %any = icmp ne i{vf} %bits, 0",
-           "  br i1 %any, label %l0, label %none", "none:", f"  ret {v} %x"]
-    acc = "%x"
-    for i in range(vf):
-        out += [f"l{i}:", f"  %m{i} = extractelement <{vf} x i1> %m, i32 {i}",
-                f"  br i1 %m{i}, label %c{i}, label %j{i}",
-                f"c{i}:", f"  %x{i} = extractelement {v} %x, i32 {i}",
-                f"  %r{i} = call double @{scalar}(double %x{i})",
-                f"  %a{i} = insertelement {v} {acc}, double %r{i}, i32 {i}", f"  br label %j{i}",
-                f"j{i}:", f"  %p{i} = phi {v} [ %a{i}, %c{i} ], [ {acc}, %l{i} ]"]
-        acc = f"%p{i}"
-        out.append(f"  br label %l{i + 1}" if i + 1 < vf else f"  ret {v} {acc}")
-    return out + ["}"]
-
-
-def _slow_ir(name, scalar, data_layout):
-    """tg_vecmath_<name>_slow(x): a call of the C function `scalar` that LLVM may vectorise
-    through the masked variants."""
-    exact = f"tg_vecmath_{name}_exact"                   # noinline: the call must stay a call
-    variants = ",".join(f"_ZGV_LLVM_M{vf}v_{exact}(tg_vecmath_{name}_m{vf})" for vf in _VFS)
-    lines = [f'target datalayout = "{data_layout}"',
-             f'declare double @"{scalar}"(double)',
-             f"define double @{exact}(double %x) noinline nounwind {{",
-             f'  %r = call double @"{scalar}"(double %x)', "  ret double %r", "}",
-             f"define double @tg_vecmath_{name}_slow(double %x) alwaysinline nounwind {{",
-             f"  %r = call double @{exact}(double %x) #0", "  ret double %r", "}",
-             f'attributes #0 = {{ nounwind willreturn memory(none) '
-             f'"vector-function-abi-variant"="{variants}" }}']
-    for vf in _VFS:
-        lines += _masked_variant(name, vf, exact)
-    # the variants are referenced only by name: keep them through optimisation and linking
-    used = ", ".join(f"ptr @tg_vecmath_{name}_m{vf}" for vf in _VFS)
-    lines.append(f'@llvm.used = appending global [{len(_VFS)} x ptr] [{used}], section "llvm.metadata"')
-    return "\n".join(lines)
-
-
-_slow_libraries: dict = {}       # (codegen, name) -> library; built on first use, then cached
-
-
-def _slow_call(name, exact):
-    """An intrinsic calling `exact` (compiled as a C function, on first use) through
-    tg_vecmath_<name>_slow. The kernels that use it link the C function's code in: a cached
-    kernel needs nothing at load time."""
-    @intrinsic
-    def call(typingctx, x):
-        if x == types.float64:
-            def codegen(context, builder, sig, args):
-                cg = context.codegen()
-                lib = _slow_libraries.get((cg, name))
-                if lib is None:
-                    c = cfunc(types.float64(types.float64), cache=True, error_model="numpy")(exact)
-                    lib = cg.create_library(f"tg_vecmath_{name}_slow")
-                    lib.add_llvm_module(llvm.parse_assembly(
-                        _slow_ir(name, c.native_name, str(cg.target_data))))
-                    lib.add_linking_library(c._library)
-                    lib.finalize()
-                    _slow_libraries[(cg, name)] = lib
-                context.active_code_library.add_linking_library(lib)
-                fnty = lir.FunctionType(lir.DoubleType(), [lir.DoubleType()])
-                fn = cgutils.get_or_insert_function(builder.module, fnty, f"tg_vecmath_{name}_slow")
-                return builder.call(fn, args)
-            return types.float64(x), codegen
-    return call
-
-
-_sin_slow, _cos_slow = _slow_call("sin", _sin_exact_c), _slow_call("cos", _cos_exact_c)
+_sin_slow, _cos_slow = rare_call("sin", _sin_exact_c), rare_call("cos", _cos_exact_c)
 
 
 # ---------------------------------------------------------------- float32 (float64 inside)
@@ -503,7 +400,7 @@ _sin_slow, _cos_slow = _slow_call("sin", _sin_exact_c), _slow_call("cos", _cos_e
 def _exp32_core(d):
     """e^d to ~2^-37 for d in [-200, 200] (NaN stays NaN)."""
     n, k, r, _ = _exp_reduce(d, -300.0, 300.0)
-    return _fma(r * r, _fma(r, _poly(r, _EXP32), 0.5), r) + 1.0, k
+    return fma(r * r, fma(r, _poly(r, _EXP32), 0.5), r) + 1.0, k
 
 
 @_jit
@@ -519,17 +416,17 @@ def vexpm1f(x):
     d = np.float64(x)
     d = 200.0 if d > 200.0 else (-200.0 if d < -200.0 else d)
     n, k, r, _ = _exp_reduce(d, -300.0, 300.0)
-    em = _fma(r * r, _fma(r, _poly(r, _EXP32), 0.5), r)
+    em = fma(r * r, fma(r, _poly(r, _EXP32), 0.5), r)
     t = _pow2(k)
-    y = _fma(t, em, t - 1.0)
+    y = fma(t, em, t - 1.0)
     return x if abs(d) < 9.313225746154785e-10 else np.float32(y)   # 2^-30: -0.0 stays -0.0
 
 
 @_jit
 def _log32_kernel(d, corr):
-    ix = _as_int(d) + (0x3FF0000000000000 - _SQRT1_2_BITS)
+    ix = as_int(d) + (0x3FF0000000000000 - _SQRT1_2_BITS)
     dk = np.float64((ix >> 52) - 1023)
-    f = _as_float((ix & _MANT) + _SQRT1_2_BITS) - 1.0
+    f = as_float((ix & _MANT) + _SQRT1_2_BITS) - 1.0
     s = f / (2.0 + f)
     z = s * s
     hfsq = 0.5 * f * f
@@ -561,7 +458,7 @@ def vtanhf(x):
     d = np.float64(x)
     a = abs(d)
     z = d * d
-    small = _fma(d * z, _poly(z, _TANH32), d)
+    small = fma(d * z, _poly(z, _TANH32), d)
     p, k = _exp32_core(2.0 * a if a < 40.0 else 80.0)
     large = math.copysign(1.0 - 2.0 / (p * _pow2(k) + 1.0), d)
     y = np.float32(small if a < _TANH_SPLIT else large)
@@ -572,13 +469,13 @@ def vtanhf(x):
 def _reduce_pio2_32(d):
     """d (a float32 value, |d| < _CW_LIMIT) = N pi/2 + r, r good to ~2^-50: (r, N)."""
     n = np.rint(d * _TWO_OVER_PI)
-    return _fma(-n, _PIO2_LO, _fma(-n, _PIO2_HI, d)), np.int64(_clamp(n, -2.0 ** 31, 2.0 ** 31))
+    return fma(-n, _PIO2_LO, fma(-n, _PIO2_HI, d)), np.int64(_clamp(n, -2.0 ** 31, 2.0 ** 31))
 
 
 @_jit
 def _sincos32(r):
     z = r * r
-    return _fma(r * z, _poly(z, _SIN32), r), _fma(z, _fma(z, _poly(z, _COS32), -0.5), 1.0)
+    return fma(r * z, _poly(z, _SIN32), r), fma(z, fma(z, _poly(z, _COS32), -0.5), 1.0)
 
 
 @_jit
