@@ -38,6 +38,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import vecmath_llvm
 from .vecmath_llvm import as_float, as_int, fma, rare_call
 
 # forceinline: LLVM leaves the larger kernels out of line otherwise, and a call in a loop stops
@@ -522,10 +523,14 @@ def kernel_for(name: str, dtype):
 
 
 def _digest() -> str:
-    with open(__file__, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:12]
+    h = hashlib.sha256()
+    for mod in (__file__, vecmath_llvm.__file__):
+        with open(mod, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:12]
 
 
 # Kernels that call these carry the digest in their import line: their source, and so their
-# disk-cache key, changes with this file (Numba's cache does not track inlined callees).
+# disk-cache key, changes with this file and vecmath_llvm.py (Numba's cache does not track
+# inlined callees).
 DIGEST = _digest()
