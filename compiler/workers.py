@@ -120,6 +120,7 @@ class _Worker:
 
 class Pool:
     def __init__(self):
+        self.pid = os.getpid()
         self.workers: list = []
         self.lock = threading.Lock()
         self.ids = itertools.count()
@@ -200,9 +201,11 @@ _pool_lock = threading.Lock()
 
 
 def pool() -> Pool:
+    """This process's pool (a process forked from one that had workers gets its own: the pipes it
+    inherited belong to its parent)."""
     global _pool
     with _pool_lock:
-        if _pool is None:
+        if _pool is None or _pool.pid != os.getpid():
             _pool = Pool()
             atexit.register(_pool.shutdown)
         return _pool

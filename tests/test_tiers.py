@@ -178,3 +178,21 @@ def test_simplify_removes_identities_and_common_subexpressions():
     run = tg.interpret.runner(simple)
     x = np.linspace(0, 1, 5)
     np.testing.assert_allclose(run(x)[0], tg.interpret.runner(ir)(x)[0], rtol=1e-15)
+
+
+def test_a_forked_process_compiles_with_its_own_workers():
+    import multiprocessing as mp
+    workers.pool().start()                  # the parent has workers running
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        f = tg.jit(lambda x: np.sum(np.tan(x) * 6.0), compile="sync")
+        x = np.linspace(-1, 1, 5)
+        q.put((float(f(x)), f.cache_info().entries[0].tier, workers.pool().pid == os.getpid()))
+    p = ctx.Process(target=child)
+    p.start()
+    value, tier, own_pool = q.get(timeout=240)
+    p.join(30)
+    assert own_pool and tier == "native"
+    assert np.isclose(value, np.sum(np.tan(np.linspace(-1, 1, 5)) * 6.0))
