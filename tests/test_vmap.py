@@ -347,3 +347,58 @@ def test_compiled_vmap_and_jacrev_use_batched_matrix_products():
     close(jr(x), (1 - t * t)[:, None] * W, 1e-10)
     src = jr.source(x)
     assert src.count("gemm(") == 2 and "1 x (100x100 @ 100x100)" in src, src
+
+
+def test_batched_custom_vjp_closing_over_traced_values_to_second_order():
+    def loss(x, w):
+        @tg.custom_vjp
+        def f(x):
+            return np.sin(x) * w
+
+        def fwd(x):
+            return f(x), x                  # f inside its own fwd: recorded without residuals
+
+        def bwd(x, g):
+            return (g * np.cos(x) * w,)     # the rule closes over a traced value too
+        f.defvjp(fwd, bwd)
+        return np.sum(f(x) ** 2)
+
+    xs, ws = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    g = tg.grad(loss, argnums=(0, 1))
+    close(tg.vmap(g)(xs, ws), loop(g, xs, ws))
+    close(tg.vmap(g, in_axes=(0, None))(xs, ws[0]), loop(lambda x: g(x, ws[0]), xs))
+    tg.check_grads(lambda xs, ws: tg.vmap(loss)(xs, ws), (xs, ws), order=2, modes=("rev",))
+    with tg.eager():
+        close(tg.vmap(g)(xs, ws), loop(g, xs, ws))
+
+
+@tg.custom_vjp
+def sin_saving_itself(x):
+    return np.sin(x)
+
+
+def _sin_fwd(x):
+    y = sin_saving_itself(x)           # recorded inside its own fwd: without residuals
+    return y, y * 1.0                  # a residual computed from it (not the output itself)
+
+
+sin_saving_itself.defvjp(_sin_fwd, lambda y, g: (g * np.sqrt(1 - y * y),))   # cos, for |x| < pi/2
+
+
+def test_second_order_through_a_batched_custom_vjp_recomputes_residuals():
+    xs = rng.uniform(-1.2, 1.2, 5)
+    first = lambda x: tg.grad(lambda x: np.sum(tg.vmap(sin_saving_itself)(x) ** 2))(x)
+    close(tg.grad(lambda x: np.sum(first(x)))(xs), 2 * np.cos(2 * xs), 1e-9)    # d2/dx2 sin^2
+
+
+def test_while_with_a_shared_predicate_and_concatenate_of_same_axes():
+    def f(x):
+        return tg.while_loop(lambda c: c[0] < 5, lambda c: (c[0] + 1, c[1] * 1.5), (0, x))[1]
+    xs = rng.standard_normal((3, 2))
+    ir = str(tg.make_ir(tg.vmap(f))(xs))
+    assert "select" not in ir and "reduce_or" not in ir, ir      # no masking needed
+    close(tg.vmap(f)(xs), xs * 1.5 ** 5)
+    close(tg.vmap(tg.grad(lambda x: np.sum(f(x))))(xs), np.full((3, 2), 1.5 ** 5))
+    cat = tg.vmap(lambda a, b: np.concatenate([a, b]), in_axes=(1, 1))
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
+    close(cat(a, b), np.concatenate([a, b]).T)
