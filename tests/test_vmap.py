@@ -402,3 +402,19 @@ def test_while_with_a_shared_predicate_and_concatenate_of_same_axes():
     cat = tg.vmap(lambda a, b: np.concatenate([a, b]), in_axes=(1, 1))
     a, b = rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
     close(cat(a, b), np.concatenate([a, b]).T)
+
+
+def test_members_that_skip_a_branch_or_a_step_raise_nothing_of_their_own():
+    def pick(x, i):
+        return tg.cond(i < 4, lambda: x[i], lambda: -1.0)     # x[5] would raise IndexError
+    x = np.arange(4.0)
+    close(tg.vmap(pick, in_axes=(None, 0))(x, np.array([1, 5, 3])), np.array([1.0, -1.0, 3.0]))
+    close(tg.vmap(pick, in_axes=(None, 0))(x, np.array([7, 5])), np.array([-1.0, -1.0]))
+
+    def shrink(x):
+        return tg.while_loop(lambda v: v > 0, lambda v: np.sqrt(v) - 0.5, x)   # sqrt(v <= 0): NaN
+    xs = np.array([0.1, 5.0, 40.0])
+    for mode in (tg.eager, tg.detect_anomaly):
+        with tg.detect_anomaly(), mode():
+            close(tg.vmap(shrink)(xs), loop(shrink, xs))
+            close(tg.vmap(tg.grad(shrink))(xs), loop(tg.grad(shrink), xs))

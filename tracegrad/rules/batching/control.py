@@ -7,12 +7,16 @@ axis second.
 
 When the members of a batch disagree about control flow, every member runs the union and keeps its
 own result:
-  * `cond` with a batched predicate runs both branches and selects each member's results;
+  * `cond` with a batched predicate runs each branch (unless no member takes it) and selects each
+    member's results;
   * `while` with a batched predicate runs until every member is done; a member whose predicate is
     false keeps its carry (the body's result is discarded by a select), and under reverse mode each
     member counts its own trips (the recorded loop's trip count becomes a batched count);
   * `scan` with a batched trip count (a fori_loop with batched bounds, or the backward loop of such
     a while) runs the longest member's trips; member b skips steps i >= n[b], in either direction.
+A member that does not take a branch or step still computes it, on the values of a member that does
+("donated"): its result is discarded either way, but it is then computed on values the program
+really meets, so it raises no error of its own (an index past the end, a singular matrix).
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ from ...batching import (batch_body, batch_eqns, batch_size, batched_outputs, de
                          to_front)
 from ...bodies import INDEX, merge_extras, trace_closed
 from ...ir import Aval, Var
+from ...ops_indexing import gather
 from ...primitives import checkpoint_p, cond_p, scan_p, while_p
-from ...trace import bind, eval_ir, read
+from ...trace import aval_of, bind, eval_ir, read
 from ..loop_vjp import bind_loop
 
 
@@ -44,6 +49,15 @@ def _keep_where(mask, new, old, size):
     return [ops.select(_per_member(mask, n, size), n, o) for n, o in zip(new, old)]
 
 
+def _donate(mask, values, size):
+    """`values` (batched along 0) with the members where `mask` is false given the values of the
+    first member where it is true (what they compute from them is discarded)."""
+    if not size:
+        return list(values)
+    donor = ops.reshape(bind(P.argmax_p, mask, axis=0), (1,))
+    return [ops.select(_per_member(mask, v, size), v, gather(v, donor, (0,))) for v in values]
+
+
 # ---------------------------------------------------------------- cond
 
 def _cond(args, dims, *, branches):
@@ -56,17 +70,36 @@ def _cond(args, dims, *, branches):
         (f2, t2), extras = merge_extras([(ir, ex) for ir, ex, _ in traced])
         outs = bind(cond_p, pred, *operands, *extras, branches=(f2, t2))
         return outs, [0 if b else None for b in outb]
-    # a batched predicate: both branches run, each member keeps its own branch's results
-    results = []
-    for br in branches:
-        env = dict(zip(br.inputs, operands))
-        bdims = {v: 0 for v, b in zip(br.inputs, inb) if b}
-        batch_eqns(br.eqns, env, bdims)
-        results.append([to_front(read(env, o), bdims.get(o) if isinstance(o, Var) else None, size)
-                        for o in br.outputs])
+    # a batched predicate: each branch runs for the members taking it, then each keeps its own
     pred = move_dim(pred, dp, 0)
+    results = [_branch(bind(P.not_p, pred), branches[0], operands, inb, size),
+               _branch(pred, branches[1], operands, inb, size)]
     outs = _keep_where(pred, results[1], results[0], size)
     return outs, [0] * len(outs)
+
+
+def _branch(takes, branch, operands, inb, size):
+    """The batched results of `branch` for the members in `takes` (the others compute on a donor's
+    operands); one `cond` skips it when no member takes it."""
+    picked = [k for k, b in enumerate(inb) if b]
+
+    def run(mask, *xs):
+        xs = list(xs)
+        for k, v in zip(picked, _donate(mask, [xs[k] for k in picked], size)):
+            xs[k] = v
+        env = dict(zip(branch.inputs, xs))
+        bdims = {v: 0 for v, b in zip(branch.inputs, inb) if b}
+        batch_eqns(branch.eqns, env, bdims)
+        return [to_front(read(env, o), bdims.get(o) if isinstance(o, Var) else None, size)
+                for o in branch.outputs], None
+
+    avals = [Aval((size,), np.bool_)] + [aval_of(x) for x in operands]
+    run_ir, run_extras, _ = trace_closed(run, avals)
+    zeros = [(a.shape, a.dtype) for a in run_ir.out_avals]
+    skip_ir, skip_extras, _ = trace_closed(lambda *a: ([ops.full(s, 0, d) for s, d in zeros], None), avals)
+    (skip_ir, run_ir), extras = merge_extras([(skip_ir, skip_extras), (run_ir, run_extras)])
+    anyone = ops.reduce(P.reduce_or_p, takes, (0,)) if size else np.bool_(False)
+    return bind(cond_p, anyone, takes, *operands, *extras, branches=(skip_ir, run_ir))
 
 
 # ---------------------------------------------------------------- scan
@@ -116,8 +149,8 @@ def _masked_scan_body(body, consts, n_carry, counts, size):
 
     def fn(i, n, *rest):
         cs, carry, xs = rest[:n_c], rest[n_c:n_c + n_carry], rest[n_c + n_carry:]
-        outs = eval_ir(body, i, *cs, *carry, *xs)
         active = ops.compare(P.lt_p, i, n)
+        outs = eval_ir(body, i, *cs, *_donate(active, carry, size), *xs)
         return _keep_where(active, outs[:n_carry], carry, size) + list(outs[n_carry:]), None
 
     avals = [Aval((), INDEX), Aval((size,), INDEX)] + list(body.in_avals[1:])
@@ -176,7 +209,7 @@ def _masked_while(bcond, bbody, ncc, nbc, n_carry, record, size):
     def bfn(*a):
         cc, bc, carry = a[:ncc], a[ncc:ncc + nbc], list(a[ncc + nbc:ncc + nbc + n_carry])
         (running,) = eval_ir(bcond, *cc, *carry)
-        outs = eval_ir(bbody, *bc, *carry)
+        outs = eval_ir(bbody, *bc, *_donate(running, carry, size))
         new = _keep_where(running, outs[:n_carry], carry, size)
         if record:
             new.append(ops.add(a[-1], ops.convert(running, INDEX)))
