@@ -88,6 +88,16 @@ def test_weak_scalars_unbatched_outputs_and_constants_broadcast():
     close(out, (np.tile(np.arange(2.0), (3, 1)), np.full(3, 2.0, np.float32)))
 
 
+def test_top_level_vmap_is_staged_and_cached():
+    f = tg.vmap(lambda x: np.sin(x) * 2.0)
+    xs = rng.standard_normal((3, 2))
+    close(f(xs), np.sin(xs) * 2.0)
+    close(f(xs + 1), np.sin(xs + 1) * 2.0)
+    info = f.cache_info()
+    assert (info.hits, info.misses) == (1, 1) and f.__name__ == "<lambda>"
+    assert "sin" in f.ir(xs)
+
+
 def test_vmap_of_vmap_with_different_axes():
     f = lambda a, b: np.dot(a, b)
     a, b = rng.standard_normal((3, 4, 5)), rng.standard_normal((5, 3))

@@ -15,8 +15,6 @@ with `batch_body`, where batched inputs and outputs always have their batch dime
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import ops
 from .bodies import trace_closed
 from .errors import MissingRuleError
@@ -189,7 +187,3 @@ def batch_body(ir, in_batched, size: int, force=None, n_lead=None):
 def batched_outputs(ir, in_batched, size, n_lead=None) -> list:
     """Which outputs of `ir` come out batched when the inputs `in_batched` are (traces it once)."""
     return batch_body(ir, in_batched, size, n_lead=n_lead)[2]
-
-
-def float_const(x, value):
-    return np.asarray(value, ops.dtype_of(x))[()]
