@@ -99,6 +99,9 @@ def test_gradients(name, capsys):
     want = stacked([grad(*m) for m in members])
     got = tg.vmap(grad, in_axes=axes)(*operands)
     assert_tree_close(got, want, max(case.tol, 1e-9), f"{name} vmap(grad) in_axes={axes}")
+    with tg.eager():
+        got = tg.vmap(grad, in_axes=axes)(*operands)
+    assert_tree_close(got, want, max(case.tol, 1e-9), f"{name} eager vmap(grad) in_axes={axes}")
     if case.fd:
         def of_diff(*diff):
             full = list(operands)
