@@ -357,6 +357,22 @@ def test_compiled_vmap_and_jacrev_use_batched_matrix_products():
     close(jr(x), (1 - t * t)[:, None] * W, 1e-10)
     src = jr.source(x)
     assert src.count("gemm(") == 2 and "1 x (100x100 @ 100x100)" in src, src
+    # control flow where the members disagree, and its gradients (masked loops, per-member trips)
+    f = lambda x: _halvings(x, 0.1)[0] ** 2
+
+    def g(x, n):
+        y = tg.fori_loop(0, n, lambda i, v: v * 0.9 + np.sin(v) * i, x)
+        return np.sum(tg.cond(np.sum(y) > 0, lambda a: a * 2.0, lambda a: -np.exp(a), y))
+
+    def everything(xs, ys, ns):
+        return (tg.vmap(tg.grad(f))(xs), tg.grad(lambda xs: np.sum(tg.vmap(f)(xs)))(xs),
+                tg.vmap(tg.grad(g))(ys, ns), tg.vmap(g)(ys, ns))
+    xs, ys, ns = np.array([1.0, 8.0, 100.0, 0.05]), rng.standard_normal((4, 2)), np.array([0, 3, 1, 5])
+    jf = tg.jit(everything)
+    got = jf(xs, ys, ns)
+    close(got, (loop(tg.grad(f), xs), loop(tg.grad(f), xs), loop(tg.grad(g), ys, ns), loop(g, ys, ns)), 1e-10)
+    for fn in (pe, jr, jf):
+        assert [e.tier for e in fn.cache_info().entries] == ["native"], fn.cache_info()
 
 
 def test_batched_custom_vjp_closing_over_traced_values_to_second_order():

@@ -141,7 +141,9 @@ def test_many_cases_compiled_in_one_function():
         return outs
 
     flat = [o for ops, _, _ in drawn for o in ops]
-    got = tg.jit(everything, compile="sync")(*flat)
+    jf = tg.jit(everything, compile="sync")
+    got = jf(*flat)
+    assert [e.tier for e in jf.cache_info().entries] == ["native"], jf.cache_info()
     for n, (_, _, members), g in zip(names, drawn, got):
         case = BY_NAME[n]
         assert_tree_close(g, stacked([case.fn(*m) for m in members]), max(case.tol, 1e-6), n)
