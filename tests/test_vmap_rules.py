@@ -130,7 +130,10 @@ def test_every_primitive_has_a_case():
 
 @pytest.mark.compiled
 def test_many_cases_compiled_in_one_function():
-    names = [n for n in sorted(BY_NAME) if not n.startswith(("callback", "debug"))]
+    # every batch rule, but elementwise ones only by a few representatives (one rule for all)
+    unary = {p.name for p in P.all_primitives.values() if p.family in ("unary", "predicate")}
+    names = [n for n in sorted(BY_NAME) if not n.startswith(("callback", "debug"))
+             and (n not in unary or n in ("exp", "tanh", "lgamma", "isnan", "round"))]
     drawn = [draw(BY_NAME[n], seed_of(n, 3)) for n in names]
 
     def everything(*all_ops):
