@@ -46,6 +46,10 @@ class Callback:
     def __repr__(self):
         return self.name
 
+    def with_avals(self, avals):
+        """The same callback declaring other results (vmap: the batched results)."""
+        return Callback(self.fun, self.arg_tree, self.out_tree, avals, self.vmap_method)
+
     def __call__(self, *arrays):
         args, kwargs = tree_unflatten(self.arg_tree, [np.asarray(a) for a in arrays])
         with no_trace():

@@ -20,12 +20,10 @@ import numpy as np
 from ... import primitives as P
 from ...batching import (batch_body, batch_size, batch_traced, defbatch, drop_batch, move_dim,
                          take_member, to_front)
-from ...callback import Callback
-from ...custom import is_dynamic
 from ...ir import Aval
 from ...ops import reshape, shape_of
 from ...pytree import tree_flatten, tree_unflatten
-from ...trace import bind
+from ...trace import Tracer, bind
 
 
 def _front(args, dims):
@@ -51,6 +49,11 @@ def _place(n, keep, values):
     for k, v in zip(keep, values):
         out[k] = v
     return out
+
+
+def _is_dynamic(x) -> bool:
+    """An array value of a residual pytree (the rest are static Python values)."""
+    return isinstance(x, (Tracer, np.ndarray))
 
 
 class _BatchedRule:
@@ -88,8 +91,8 @@ class _BatchedVJP(_BatchedRule):
         def fn(*ins):
             res = self.rule.recompute_residuals(ins[:len(arg_leaves)], ins[len(arg_leaves):])
             leaves, tree = tree_flatten(res)
-            dyn = [x for x in leaves if is_dynamic(x)]
-            static = {i: x for i, x in enumerate(leaves) if not is_dynamic(x)}
+            dyn = [x for x in leaves if _is_dynamic(x)]
+            static = {i: x for i, x in enumerate(leaves) if not _is_dynamic(x)}
             return dyn, (tree, static)
 
         outs, dims, (tree, static) = batch_traced(fn, list(arg_leaves) + list(closure),
@@ -198,7 +201,7 @@ def _callback(args, dims, *, callback, result_avals):
                         for a, d in zip(args, dims)]
         else:
             operands = [to_front(a, d, size) for a, d in zip(args, dims)]
-        holder = Callback(callback.fun, callback.arg_tree, callback.out_tree, avals, method)
+        holder = callback.with_avals(avals)
     outs = bind(P.callback_p, *operands, callback=holder, result_avals=avals)
     return outs, [0] * len(outs)
 
