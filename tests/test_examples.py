@@ -7,7 +7,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+
+import tracegrad as tg
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -79,7 +82,30 @@ def test_debug_nan_example_locates_the_anomalies():
     assert re.search(r"forward_source = '.*debug_nan\.py:\d+'", out), out
 
 
-@pytest.mark.parametrize("name", ["train_mlp", "debug_nan"])
+def test_per_example_grads_match_a_loop_and_clip_interpret():
+    ex = load_example("per_example_grads")
+    res = ex.main(epochs=2, verbose=False)
+    assert res["max_rel_diff"] < 1e-5, res["max_rel_diff"]      # vmap(grad) vs a loop of grad (float32)
+    assert res["norms"].shape == (64,) and res["norms"].min() > 1.0      # clipping really bites
+    assert res["test_acc"] >= 0.7, res["test_acc"]
+    tl = load_example("train_mlp")
+    x, labels = tl.load_digits()
+    params = tl.init_params((64, 16, 10), 3)
+    xb, yb = x[:8] / 16, tl.one_hot(labels[:8])
+    mean, norms = ex.clipped_mean(ex.per_example_grads(params, xb, yb), 0.5)
+    grad = tg.grad(ex.example_loss)
+    want = {k: np.zeros_like(p) for k, p in params.items()}
+    for i in range(8):                 # DP-SGD's clipping, one example at a time
+        g = grad(params, xb[i], yb[i])
+        n = np.sqrt(sum(np.sum(v.astype(np.float64) ** 2) for v in g.values()))
+        np.testing.assert_allclose(norms[i], n, rtol=1e-5)
+        for k in want:
+            want[k] += g[k] * min(1.0, 0.5 / n) / 8
+    for k in want:
+        np.testing.assert_allclose(mean[k], want[k], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["train_mlp", "debug_nan", "per_example_grads"])
 def test_examples_do_not_import_sklearn(name):
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

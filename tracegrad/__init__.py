@@ -18,11 +18,12 @@ from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, t
 from .testing import check_grads
 from .transforms import (grad, hessian, jacfwd, jacrev, jit, jvp, make_ir, stop_gradient,
                          value_and_grad, vjp)
+from .vmap import vmap
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "EagerFallbackWarning", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "jit", "make_ir",
+    "EagerFallbackWarning", "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "jit", "vmap", "make_ir",
     "stop_gradient", "eager", "detect_anomaly", "debug", "check_grads", "TracerError",
     "AnomalyError", "tree_map", "tree_flatten", "tree_unflatten", "tree_leaves",
     "register_pytree_node", "IR", "verify",

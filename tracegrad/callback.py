@@ -33,16 +33,22 @@ class Callback:
 
     `callback(*arrays) -> tuple of arrays`: takes the equation's inputs as NumPy arrays (in order),
     returns one C-contiguous ndarray per output with exactly the declared shape and dtype (0-d arrays
-    for scalars). This is what compiled code calls through Numba's object mode.
+    for scalars). This is what compiled code calls through Numba's object mode. `vmap_method`:
+    how vmap batches it (see `pure_callback`).
     """
 
-    def __init__(self, fun, arg_tree, out_tree, avals):
+    def __init__(self, fun, arg_tree, out_tree, avals, vmap_method="sequential"):
         self.fun, self.arg_tree, self.out_tree = fun, arg_tree, out_tree
         self.avals = tuple(avals)
         self.name = fun_name(fun)
+        self.vmap_method = vmap_method
 
     def __repr__(self):
         return self.name
+
+    def with_avals(self, avals):
+        """The same callback declaring other results (vmap: the batched results)."""
+        return Callback(self.fun, self.arg_tree, self.out_tree, avals, self.vmap_method)
 
     def __call__(self, *arrays):
         args, kwargs = tree_unflatten(self.arg_tree, [np.asarray(a) for a in arrays])
@@ -69,16 +75,28 @@ class Callback:
         return tuple(out)
 
 
-def pure_callback(callback, result_shape_dtypes, *args, **kwargs):
+_VMAP_METHODS = ("sequential", "expand_dims", "broadcast_all")
+
+
+def pure_callback(callback, result_shape_dtypes, *args, vmap_method="sequential", **kwargs):
     """Call `callback(*args, **kwargs)` on concrete NumPy arrays, from traced or compiled code.
 
     `result_shape_dtypes` is a pytree of objects with `.shape` and `.dtype` (`tg.ShapeDtypeStruct`,
     or arrays) describing the result. The callback must be pure: it may be called fewer times than
     written (dead results) or at trace time on constant scalars. It has no derivative: to
     differentiate through it, wrap it in a `tg.custom_vjp` function.
+
+    Under `tg.vmap`, `vmap_method` says how it is batched (JAX's names): "sequential" (default)
+    calls `callback` once per member and stacks the results; "expand_dims" calls it once with the
+    batched arguments (batch axis first, unbatched arguments with a leading axis of size 1) and
+    "broadcast_all" once with every argument broadcast to the batch; both must then return results
+    with a leading batch axis.
     """
     if not callable(callback):
         raise TypeError(f"pure_callback expects a function, got {type(callback).__name__}")
+    if vmap_method not in _VMAP_METHODS:
+        raise ValueError(f"pure_callback: vmap_method must be one of {', '.join(_VMAP_METHODS)}, "
+                         f"got {vmap_method!r}")
     spec_leaves, spec_tree = tree_flatten(result_shape_dtypes)
     avals = []
     for s in spec_leaves:
@@ -90,6 +108,6 @@ def pure_callback(callback, result_shape_dtypes, *args, **kwargs):
     arg_leaves, arg_tree = tree_flatten((tuple(args), dict(kwargs)))
     for i, leaf in enumerate(arg_leaves):
         check_leaf(leaf, f"argument {i} of pure_callback({fun_name(callback)})")
-    holder = Callback(callback, arg_tree, spec_tree, avals)
+    holder = Callback(callback, arg_tree, spec_tree, avals, vmap_method)
     outs = bind(callback_p, *arg_leaves, callback=holder, result_avals=tuple(avals))
     return tree_unflatten(spec_tree, list(outs))

@@ -22,6 +22,9 @@ Rules live in `tracegrad/rules/` (one file per family) and register into these t
             broadcast output shape: autodiff sums them back to each input's shape in one place.
   jvp    (forward mode, written with traceable ops)                   jvp(tangents, *inputs, out=, **params)
          -> tangent of the output (None for zero); `tangents` holds None for a zero tangent.
+  batch  (vmap, written with traceable ops)                           batch(args, dims, **params)
+         -> (outputs, out dims); `dims` holds each operand's batch axis (None: not batched). Only
+            called when some operand is batched; rules live in `tracegrad/rules/batching/`.
 The Numba lowering of each primitive is in `compiler/lowering/`. `tests/test_registry.py` checks that
 every primitive has every rule its declaration calls for, naming the file to edit. The exact
 semantics of the less obvious primitives (indexing, linear algebra, control flow) are in
@@ -69,6 +72,7 @@ impl_rules: dict = {}
 shape_rules: dict = {}
 vjp_rules: dict = {}
 jvp_rules: dict = {}
+batch_rules: dict = {}
 all_primitives: dict = {}
 
 

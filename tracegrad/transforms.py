@@ -15,6 +15,7 @@ from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, param_names
 from .trace import Tracer, aval_of, current_builder, read, trace_child
+from .vmap import vmap_call
 
 
 # ---------------------------------------------------------------- cores (run inside a builder)
@@ -231,37 +232,35 @@ def jvp(fun, primals, tangents):
 
 # ---------------------------------------------------------------- Jacobians
 
-def _stack(parts, shape):
-    """Stack same-shaped values along a new leading axis, then reshape to `shape`."""
-    flat = [ops.reshape(p, (1,) + tuple(ops.shape_of(p))) for p in parts]
-    return ops.reshape(ops.concatenate(flat, 0), shape)
-
-
-def _one_hot(i, shape, dtype):
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
-    e[i] = 1
-    return e.reshape(shape)
+def _basis(shape, dtype):
+    """The n = prod(shape) unit vectors of `shape`, stacked: shape (n,) + shape."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.eye(n, dtype=dtype).reshape((n,) + tuple(shape))
 
 
 def _jacrev_core(fun, argnums, args):
+    """All rows of the Jacobian in ONE batched backward pass: the pullback vmapped over the basis
+    of output cotangents (so the backward's matrix-vector products become matrix products)."""
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacrev")
     tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"), reverse=True)
     if tr.n_out != 1:
         raise TypeError("jacrev needs a function returning one array")
     out = tr.outs[0]
     oshape, odt = tuple(ops.shape_of(out)), ops.dtype_of(out)
-    n = int(np.prod(oshape, dtype=np.int64))
-    rows = [tr.backward([_one_hot(i, oshape, odt)]) for i in range(n)]
-    jacs = []
-    for j, x in enumerate(leaves):
-        xs = tuple(ops.shape_of(x))
-        parts = [(_zeros_for(x) if r[j] is None else r[j]) for r in rows]
-        jacs.append(_stack(parts, oshape + xs) if parts else ops.zeros_like(np.zeros(oshape + xs, ops.dtype_of(x))))
+
+    def pullback(ct):
+        return [_zeros_for(x) if c is None else c for x, c in zip(leaves, tr.backward([ct]))]
+
+    basis = _basis(oshape, odt)
+    rows = vmap_call(pullback, 0, 0, len(basis), (basis,), {})
+    jacs = [ops.reshape(r, oshape + tuple(ops.shape_of(x))) for r, x in zip(rows, leaves)]
     g = tree_unflatten(tree, jacs)
     return g[0] if single else g
 
 
 def _jacfwd_core(fun, argnums, args):
+    """All columns of the Jacobian in ONE batched forward pass per argument: the pushforward
+    vmapped over the basis of input tangents, the batch axis placed last."""
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacfwd")
     tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
     if tr.n_out != 1:
@@ -271,31 +270,30 @@ def _jacfwd_core(fun, argnums, args):
     jacs = []
     for j, x in enumerate(leaves):
         xs, xdt = tuple(ops.shape_of(x)), ops.dtype_of(x)
-        n = int(np.prod(xs, dtype=np.int64))
-        cols = []
-        for i in range(n):
+
+        def pushforward(t, j=j):
             seeds = [None] * len(leaves)
-            seeds[j] = _one_hot(i, xs, xdt)
-            t = tr.forward(seeds)[0]
-            cols.append(ops.zeros_like(out) if t is None else t)
-        if not cols:
-            jacs.append(np.zeros(oshape + xs, xdt))
-            continue
-        stacked = _stack(cols, xs + oshape)           # input dims first
-        k = len(xs)
-        jacs.append(ops.transpose(stacked, tuple(range(k, k + len(oshape))) + tuple(range(k))))
+            seeds[j] = t
+            t_out = tr.forward(seeds)[0]
+            return _zeros_for(out) if t_out is None else t_out
+
+        basis = _basis(xs, xdt)
+        cols = vmap_call(pushforward, 0, -1, len(basis), (basis,), {})
+        jacs.append(ops.reshape(cols, oshape + xs))
     g = tree_unflatten(tree, jacs)
     return g[0] if single else g
 
 
 def jacrev(fun, argnums=0):
-    """Jacobian by reverse mode: shape `out.shape + in.shape`."""
+    """Jacobian by reverse mode (the pullback vmapped over the output basis): shape
+    `out.shape + in.shape`."""
     return Staged(lambda *a: _jacrev_core(fun, argnums, a),
                   name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun)
 
 
 def jacfwd(fun, argnums=0):
-    """Jacobian by forward mode: shape `out.shape + in.shape`."""
+    """Jacobian by forward mode (the pushforward vmapped over the input basis): shape
+    `out.shape + in.shape`."""
     return Staged(lambda *a: _jacfwd_core(fun, argnums, a),
                   name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun)
 
