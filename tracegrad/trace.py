@@ -121,6 +121,9 @@ class Tracer:
         return complex(self._concrete("complex()"))
 
     def __array__(self, dtype=None, copy=None):
+        if self.value is not None and self.dtype.kind in "biu":
+            # eager integer/bool values carry no gradient: NumPy may use them (`ndarray[indices]`)
+            return np.asarray(self.value, dtype)
         raise TracerError(
             f"np.asarray()/np.array() of a traced value {self.aval} at {user_source(2)} would leave "
             f"the graph and silently lose its gradient. Use tnp.asarray (tracegrad.numpy), or "
