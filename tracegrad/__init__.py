@@ -17,6 +17,7 @@ from .errors import AnomalyError, EagerFallbackWarning, TracerError
 from .ir import IR, verify
 from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
 from .testing import check_grads
+from .conveniences import elementwise_grad, hvp, jacobian, ravel_pytree
 from .transforms import (grad, hessian, jacfwd, jacrev, jit, jvp, make_ir, stop_gradient,
                          value_and_grad, vjp)
 
@@ -29,4 +30,5 @@ __all__ = [
     "register_pytree_node", "IR", "verify",
     "cond", "fori_loop", "scan", "while_loop", "checkpoint",
     "nn", "optim", "custom_vjp", "custom_jvp", "Function", "pure_callback", "ShapeDtypeStruct",
+    "elementwise_grad", "hvp", "jacobian", "ravel_pytree",
 ]
