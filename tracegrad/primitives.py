@@ -205,8 +205,8 @@ callback_p = primitive("callback", "call", multiple_results=True)      # tg.pure
 debug_print_p = primitive("debug_print", "effect", multiple_results=True, effectful=True,
                           differentiable=False)                        # [fmt] no outputs
 # A draw from a numpy.random generator, made at run time: [draw] () -> (sample,) or () for an effect
-# such as seed(). Outside loop bodies, Entry (tiers.py) hoists the draws out of the kernel and makes
-# them before each call (tracegrad/draws.py); the compiler calls the others through object mode.
+# such as seed() (tracegrad/draws.py; docs/primitives.md). tiers.Entry makes the leading draws before
+# each call and passes them in; the compiler calls any others (after a callback) in object mode.
 random_p = primitive("random", "effect", multiple_results=True, effectful=True, differentiable=False,
                      foldable=False)
 
