@@ -291,3 +291,22 @@ def test_patches_are_restored_after_tracing():
     assert not patching.active()
     assert np.random.Generator.__dict__["normal"] is normal and np.random.randn is randn
     assert np.asarray is asarray and type(np.random.RandomState) is type
+
+
+def test_eager_draws_are_numpys_results_and_may_be_modified_in_place():
+    rs = np.random.RandomState(0)
+
+    def objective(p):
+        eps = rs.randn(4)
+        eps[0] = 0.0                       # plain NumPy: a sample is an array like any other
+        return np.sum((p * eps) ** 2)
+    with tg.eager():
+        g = tg.grad(objective)(np.ones(4))
+    assert g[0] == 0 and np.all(g[1:] != 0)
+    # compiling, a traced sample cannot be modified: a TracerError, so grad runs eagerly instead
+    rs = np.random.RandomState(0)
+    with pytest.warns(tg.EagerFallbackWarning, match="modified in place"):
+        g2 = tg.grad(objective)(np.ones(4))
+    np.testing.assert_array_equal(g2, g)
+    with pytest.raises(tg.TracerError, match=r"tnp.at\(x\)"):
+        tg.jit(objective)(np.ones(4))

@@ -7,9 +7,10 @@ Interception (trace-time patches, see patching.py): while a trace is open, the m
 RandomState), `default_rng` and the generator and bit-generator classes in `numpy.random` are
 replaced. A call made while a builder records becomes one equation `random[draw=...]` whose `Draw`
 param names the generator (`Source`), the method and its static arguments:
-  * eager mode: the draw is made on the generator at once (its value is the equation's value, and
-    `tg.debug.steps` shows it); calls that return no array (`bytes`, `shuffle` of a NumPy array,
-    `get_state`) run as they are;
+  * eager mode: the draw is made on the generator at once and recorded with its value (so
+    `tg.debug.steps` shows it), and the caller gets NumPy's own result (a constant it may modify in
+    place); calls that return no array (`bytes`, `shuffle` of a NumPy array, `get_state`) run as
+    they are;
   * compiling: the draw is made on a copy of the generator, only to learn the result's shape and
     dtype (the generator itself must not advance); `seed`/`set_state` become effects without
     outputs; a call returning something else is a TracerError. A generator (or bit generator) the
@@ -329,7 +330,12 @@ def draw(session, gen, kind, name, args, kwargs, src, where):
         return result
     arr = np.asarray(result)
     d = Draw(session.source(gen), kind, name, args, kwargs, Aval(arr.shape, arr.dtype))
-    (out,) = bind_at(P.random_p, (), {"draw": d}, src, None, (arr,) if session.eager else None)
+    if session.eager:
+        # recorded (tg.debug.steps shows it), but the caller gets NumPy's own result: a sample
+        # is a constant, which plain NumPy code may modify in place
+        bind_at(P.random_p, (), {"draw": d}, src, None, (arr,))
+        return result
+    (out,) = bind_at(P.random_p, (), {"draw": d}, src, None)
     if type(result) in (int, float):        # NumPy returned a Python scalar: it promotes weakly
         out = Tracer(out.node, out.builder, out.value, True)
     return out
