@@ -9,7 +9,8 @@ code is built according to the compile mode:
   "sync"        the first call waits for native code (what tests of compiled semantics use).
   "never"       the interpreter tier only.
 The default comes from `TRACEGRAD_COMPILE`; `tg.jit(..., compile=...)` overrides it. Tiers give
-the same values and errors; only speed differs. Why an entry is not native (not compilable, the
+the same values and errors; only speed differs. Random draws are made before each call, on the live
+generators, and passed to either tier as extra inputs (draws.hoist / draws.with_draws). Why an entry is not native (not compilable, the
 compile failed, the worker was stopped for its memory) is kept in `why` for `cache_info()`.
 """
 from __future__ import annotations
