@@ -100,12 +100,10 @@ def test_draws_after_a_callback_are_not_hoisted():
     hoisted, leading = draws.hoist(ir)
     assert len(leading) == 1 and sum(e.prim.name == "random" for e in hoisted.eqns) == 1
     g = tg.jit(lambda x: _callback_then_draw(x, rng))
-    rng2 = np.random.default_rng(5)
     got = [g(np.ones(2)) for _ in range(2)]
     rng = np.random.default_rng(5)
     ref = [_callback_then_draw(np.ones(2), rng) for _ in range(2)]
     np.testing.assert_array_equal(np.array(got), np.array(ref))
-    del rng2
 
 
 def test_ir_and_steps_show_the_draws():
@@ -238,6 +236,16 @@ def test_generators_created_inside_are_created_on_every_call():
         np.testing.assert_array_equal(jf(np.zeros(2)), ref)
         np.random.rand(5)                                     # draws between calls do not matter
     assert "np.random.seed(3)" in str(tg.make_ir(f)(np.zeros(2)))
+
+
+def test_generator_created_inside_on_a_live_bit_generator_shares_its_stream():
+    bits = np.random.PCG64(9)
+    f = tg.jit(lambda x: x + np.random.Generator(bits).normal(size=2) + np.random.default_rng(bits).random())
+    got = [f(np.zeros(2)) for _ in range(3)]          # (tracing must not advance `bits`)
+    bits = np.random.PCG64(9)
+    ref = [np.zeros(2) + np.random.Generator(bits).normal(size=2) + np.random.default_rng(bits).random()
+           for _ in range(3)]
+    np.testing.assert_array_equal(got, ref)
 
 
 def test_unseeded_generator_created_inside_draws_fresh_entropy():

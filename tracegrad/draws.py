@@ -181,9 +181,9 @@ class _Session:
             self.snapshots[id(gen)] = (gen, _get_state(gen))
 
     def target(self, gen):
-        """What a trace-time draw runs on: the generator in eager mode (the draw is real) or when
-        the trace created it, else a copy."""
-        if self.eager or id(gen) in self.born:
+        """What a trace-time draw runs on: the generator in eager mode (the draw is real), else a
+        copy (also of a generator the trace created: it may share a live bit generator)."""
+        if self.eager:
             return gen
         shadow = self.shadows.get(id(gen))
         if shadow is None:
