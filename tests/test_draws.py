@@ -85,6 +85,19 @@ def test_native_code_draws_numpys_stream():
     rng = np.random.default_rng(5)
     ref = [_callback_then_draw(np.ones(2), rng) for _ in range(3)]
     np.testing.assert_array_equal(np.array(got), np.array(ref))
+    # generators created inside and seed() run natively too
+    h = tg.jit(_creates_generators)
+    for _ in range(2):
+        np.testing.assert_array_equal(h(np.zeros(2)), _creates_generators(np.zeros(2)))
+    assert h.cache_info().entries[0].tier == "native"
+
+
+def _creates_generators(x):
+    a = np.random.default_rng(0).normal(size=2)
+    b = np.random.RandomState(1).randn(2)
+    c = np.random.Generator(np.random.PCG64(2)).random(2)
+    np.random.seed(3)                                     # reseeds NumPy's global state per call
+    return x + a + b + c + np.random.randn(2)
 
 
 def _callback_then_draw(x, rng):
@@ -224,12 +237,7 @@ def test_python_scalar_draws_promote_weakly():
 # ---------------------------------------------------------------- generators the function makes
 
 def test_generators_created_inside_are_created_on_every_call():
-    def f(x):
-        a = np.random.default_rng(0).normal(size=2)
-        b = np.random.RandomState(1).randn(2)
-        c = np.random.Generator(np.random.PCG64(2)).random(2)
-        np.random.seed(3)                                     # reseeds NumPy's global state per call
-        return x + a + b + c + np.random.randn(2)
+    f = _creates_generators
     ref = f(np.zeros(2))
     jf = tg.jit(f)
     for _ in range(3):
