@@ -301,12 +301,14 @@ def test_draws_in_loop_bodies_and_in_place_calls_are_errors():
 def test_patches_are_restored_after_tracing():
     rng = np.random.default_rng(0)
     normal, randn, asarray = np.random.Generator.__dict__["normal"], np.random.randn, np.asarray
+    dot, getitem = np.ndarray.__dict__["dot"], np.ndarray.__dict__["__getitem__"]
     tg.jit(lambda x: x * rng.normal())(1.0)
     with pytest.raises(ZeroDivisionError):
         tg.jit(lambda x: 1 / 0)(1.0)
     assert not patching.active()
     assert np.random.Generator.__dict__["normal"] is normal and np.random.randn is randn
     assert np.asarray is asarray and type(np.random.RandomState) is type
+    assert np.ndarray.__dict__["dot"] is dot and np.ndarray.__dict__["__getitem__"] is getitem
 
 
 def test_eager_draws_are_numpys_results_and_may_be_modified_in_place():

@@ -25,6 +25,8 @@ CASES = {   # name -> (function written in plain NumPy, argument); the traced va
     "select": (lambda x: np.select([X > 1], [W[:3]], default=x) * x, X),
     "pad": (lambda s: np.pad(np.ones(3), (1, 2), constant_values=s) * np.arange(6.0), 1.5),
     "nan_to_num": (lambda s: np.nan_to_num(NANS, nan=s, posinf=2 * s, neginf=-s), 1.5),
+    "ndarray.dot": (lambda x: np.arange(6.0).reshape(2, 3).dot(x) * x[:2], X),
+    "ndarray.take": (lambda x: W.take(np.floor(x).astype(int)) * x + W.take(np.floor(x).astype(int), mode="clip"), X),
     # autograd's fluid simulation: a constant field gathered at indices computed from traced values
     "ndarray[]": (lambda x: IMG[np.floor(x).astype(int), np.mod(np.floor(2 * x).astype(int), 5)] * x
                   + IMG[1, np.floor(x).astype(int)] + IMG[np.floor(x).astype(int)][:, 0], X),

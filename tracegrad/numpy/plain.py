@@ -12,9 +12,11 @@ such a position the plain-NumPy spelling used to fail with "np.asarray() of a tr
   np.nan_to_num(x, nan=...)     only `x` is dispatched on
   ndarray[key]                  a NumPy array indexed with traced (integer) arrays, e.g. a constant
                                 image gathered at indices computed from traced velocities
+  ndarray.dot(b), .take(idx)    the method spellings of np.dot / np.take on a NumPy array
 While a trace is open (patching.py) these names in `numpy` are tracegrad's registered functions,
-which call NumPy's own when no argument is traced, and `ndarray`'s subscript records a gather when
-the key holds a tracer. The list is checked against the registry by tests/test_plain_numpy.py.
+which call NumPy's own when no argument is traced, the two methods do the same, and `ndarray`'s
+subscript records a gather when the key holds a tracer (compiling traces only: in eager mode an
+integer tracer converts to its value, which NumPy's own indexing then uses). The list is checked against the registry by tests/test_plain_numpy.py.
 References taken before tracing (`from numpy import full`) still reach `__array__` (its
 TracerError says what to do).
 """
@@ -45,6 +47,20 @@ def _ndarray_getitem(self, key, original):
     return original(self, key)
 
 
+def _ndarray_method(name, function):
+    original = patching.type_dict(np.ndarray)[name]
+
+    def method(self, *args, **kwargs):
+        if current_builder() is not None and (_holds_tracer(args) or _holds_tracer(list(kwargs.values()))):
+            return function(self, *args, **kwargs)
+        return original(self, *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = original.__doc__
+    return method
+
+
 patching.register(patching.ModulePatch(np, {name: FUNCTIONS[getattr(np, name)] for name in CONVERTING}))
+patching.register(patching.TypeDictPatch(np.ndarray, {name: _ndarray_method(name, FUNCTIONS[getattr(np, name)])
+                                                       for name in ("dot", "take")}))
 ndarray_subscript = patching.SubscriptPatch(np.ndarray, _ndarray_getitem)
 patching.register(ndarray_subscript, compiling_only=True)
