@@ -21,6 +21,12 @@ Three kinds of patch:
                   `__getitem__` (validated against the type's layout before use; if the layout is
                   not the expected one the patch stays off and `ndarray[tracer]` raises as before)
 Per-root hooks (`add_root_hook`) also run for every root builder: draws.py opens a session there.
+
+Cost (measured on the 2-core test machine): applying and restoring everything takes ~35-45 us per
+outermost trace or eager call, and a NumPy array is indexed ~0.45 us slower while a compiling trace
+is open. Each TypeDictPatch gives its type a new version tag; newer CPythons may stop giving a type
+new tags after many changes (lookups on it are then not cached), which would make attribute access
+on ndarray slower after thousands of traces or eager calls.
 """
 from __future__ import annotations
 
