@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
+from tracegrad import EagerFallbackWarning
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -105,7 +106,7 @@ def test_per_example_grads_match_a_loop_and_clip_interpret():
         np.testing.assert_allclose(mean[k], want[k], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["train_mlp", "debug_nan", "per_example_grads"])
+@pytest.mark.parametrize("name", ["train_mlp", "debug_nan", "per_example_grads", "black_box_svi", "fluid_sim"])
 def test_examples_do_not_import_sklearn(name):
     tree = ast.parse((EXAMPLES / f"{name}.py").read_text())
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
@@ -118,3 +119,62 @@ def test_bundled_digits_are_complete():
     assert x.shape == (1797, 64) and y.shape == (1797,)
     assert x.min() == 0 and x.max() == 16 and sorted(set(y.tolist())) == list(range(10))
     assert (EXAMPLES / "data" / "digits.rst").exists() and (EXAMPLES / "data" / "README.md").exists()
+
+
+# ---------------------------------------------------------------- black-box VI, fluid simulation
+
+def test_black_box_svi_learns_the_mean_field_optimum_and_is_reproducible(recwarn):
+    res = load_example("black_box_svi").main(steps=300, verbose=False)
+    assert not [w for w in recwarn if issubclass(w.category, EagerFallbackWarning)]
+    # a Gaussian posterior: the best diagonal Gaussian has its mean and std 1/sqrt(precision_ii)
+    assert np.allclose(res["mean"], res["exact_mean"], atol=0.05), res
+    assert np.allclose(res["std"], res["mean_field_std"], rtol=0.25), res
+    losses = res["losses"]
+    assert losses.shape == (300,) and losses[-50:].mean() < 0.75 * losses[:10].mean()
+    again = load_example("black_box_svi").main(steps=300, verbose=False)
+    np.testing.assert_array_equal(again["losses"], losses)
+
+
+def test_black_box_svi_compiled_steps_draw_what_eager_steps_draw():
+    import tracegrad as tg
+    compiled = load_example("black_box_svi").main(steps=25, verbose=False)["losses"]
+    with tg.eager():
+        eager = load_example("black_box_svi").main(steps=25, verbose=False)["losses"]
+    np.testing.assert_allclose(compiled, eager, rtol=1e-12)
+    assert len(set(np.round(compiled, 9))) == 25     # a new estimate every step
+
+
+def test_fluid_sim_optimises_the_flow_and_is_reproducible(recwarn):
+    mod = load_example("fluid_sim")
+    res = mod.main(grid=16, steps=6, iters=12, verbose=False)
+    assert not [w for w in recwarn if issubclass(w.category, EagerFallbackWarning)]
+    assert res["final"] < 0.4 * res["initial"], res["history"]
+    assert res["history"] == sorted(res["history"], reverse=True)
+    again = load_example("fluid_sim").main(grid=16, steps=6, iters=12, verbose=False)
+    np.testing.assert_array_equal(again["x"], res["x"])
+
+
+def test_fluid_sim_gradient_of_its_one_element_objective():
+    import tracegrad as tg
+    mod = load_example("fluid_sim")
+    smoke, target = mod.make_problem(12)
+    objective, _ = mod.make_objective(smoke, target, 4)
+    x0 = mod.outward_flow(12, 0.4)
+    assert objective(x0).shape == (1,)
+    tg.check_grads(objective, (x0,), modes=["rev"], order=1, eps=1e-6)
+    ir = str(tg.make_ir(tg.grad(objective))(x0))
+    assert "gather" in ir and "floor" in ir
+
+
+@pytest.mark.parametrize("name", ["black_box_svi", "fluid_sim"])
+def test_new_examples_write_their_figure_when_matplotlib_is_installed(name, tmp_path, capsys):
+    path = tmp_path / f"{name}.png"
+    kwargs = dict(steps=5) if name == "black_box_svi" else dict(grid=8, steps=2, iters=2)
+    load_example(name).main(verbose=True, figure=str(path), **kwargs)
+    out = capsys.readouterr().out
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "matplotlib is not installed" in out and not path.exists()
+    else:
+        assert path.exists() and path.stat().st_size > 10_000 and f"figure: {path}" in out

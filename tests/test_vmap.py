@@ -444,3 +444,18 @@ def test_members_that_skip_a_branch_or_a_step_raise_nothing_of_their_own():
         with tg.detect_anomaly(), mode():
             close(tg.vmap(shrink)(xs), loop(shrink, xs))
             close(tg.vmap(tg.grad(shrink))(xs), loop(tg.grad(shrink), xs))
+
+
+def test_a_draw_inside_vmap_is_made_once_for_the_batch_in_every_mode():
+    def f(x):
+        return x + np.random.standard_normal(3)
+    x = np.arange(6.0).reshape(2, 3)
+    results = []
+    for mode in ("never", "eager"):
+        np.random.seed(5)
+        with tg.eager(mode == "eager"):
+            results.append(tg.jit(tg.vmap(f), compile="never")(x))
+    np.random.seed(5)
+    z = np.random.standard_normal(3)
+    for r in results:
+        np.testing.assert_allclose(r, x + z, rtol=1e-15)

@@ -288,6 +288,12 @@ def _debug(x):
     return x * 2.0
 
 
+def _seeded_draw(x):
+    # a generator the function creates is created afresh per call, so every member (and the batch,
+    # which draws once) sees the same sample
+    return x * np.random.default_rng(7).standard_normal(3)
+
+
 def _control_and_calls():
     return [
         Case("cond", _cond, [u(()), u((3,)), u((3,))], no_grad=(0,)),
@@ -302,6 +308,7 @@ def _control_and_calls():
         Case("callback_expand_dims", _callback_whole("expand_dims"), [u((4,)), u(())], grad=False),
         Case("callback_broadcast_all", _callback_whole("broadcast_all"), [u((4,)), u(())], grad=False),
         Case("debug_print", _debug, [u((2,))]),
+        Case("random", _seeded_draw, [u((3,))]),
     ]
 
 

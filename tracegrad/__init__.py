@@ -5,6 +5,7 @@
 """
 from . import rules as _rules  # noqa: F401  (registers every primitive's rules)
 from . import numpy  # noqa: F401  (installs the NumPy protocol on tracers)
+from . import draws  # noqa: F401  (numpy.random calls become run-time draws while tracing)
 from . import debug
 from . import nn, optim
 from .config import detect_anomaly, eager
@@ -16,6 +17,7 @@ from .errors import AnomalyError, EagerFallbackWarning, TracerError
 from .ir import IR, verify
 from .pytree import register_pytree_node, tree_flatten, tree_leaves, tree_map, tree_unflatten
 from .testing import check_grads
+from .conveniences import elementwise_grad, hvp, jacobian, ravel_pytree
 from .transforms import (grad, hessian, jacfwd, jacrev, jit, jvp, make_ir, stop_gradient,
                          value_and_grad, vjp)
 from .vmap import vmap
@@ -29,4 +31,5 @@ __all__ = [
     "register_pytree_node", "IR", "verify",
     "cond", "fori_loop", "scan", "while_loop", "checkpoint",
     "nn", "optim", "custom_vjp", "custom_jvp", "Function", "pure_callback", "ShapeDtypeStruct",
+    "elementwise_grad", "hvp", "jacobian", "ravel_pytree",
 ]

@@ -58,7 +58,7 @@ class Step:
 def steps(fun, *args):
     """Run `fun(*args)` eagerly and yield every equation executed, in order, with its values.
 
-    If `fun` returns a floating-point scalar, the backward pass (gradient w.r.t. every floating-point
+    If `fun` returns a floating-point scalar (one element), the backward pass (gradient w.r.t. every floating-point
     argument, as `loss.backward()` would) is run too and its equations follow the forward ones.
     A control-flow equation (loop, cond, checkpoint) is preceded by the equations executed inside
     it, each with `where` naming the iteration or branch ("scan i=3").
@@ -69,7 +69,7 @@ def steps(fun, *args):
     with Builder(eager=True) as root:
         ins = [new_root_input(root, l) for l in leaves]
         tr = _Traced(fun, ins, tree, False, getattr(fun, "__name__", "function"), reverse=True)
-        if len(tr.outs) == 1 and isinstance(tr.outs[0], Tracer) and tr.outs[0].shape == () \
+        if len(tr.outs) == 1 and isinstance(tr.outs[0], Tracer) and tr.outs[0].size == 1 \
                 and tr.outs[0].dtype.kind == "f":
             tr.backward([ops.ones_like(tr.outs[0])])
     i = 0

@@ -208,6 +208,11 @@ custom_jvp_call_p = primitive("custom_jvp_call", "call", multiple_results=True,
 callback_p = primitive("callback", "call", multiple_results=True)      # tg.pure_callback
 debug_print_p = primitive("debug_print", "effect", multiple_results=True, effectful=True,
                           differentiable=False)                        # [fmt] no outputs
+# A draw from a numpy.random generator, made at run time: [draw] () -> (sample,) or () for an effect
+# such as seed() (tracegrad/draws.py; docs/primitives.md). tiers.Entry makes the leading draws before
+# each call and passes them in; the compiler calls any others (after a callback) in object mode.
+random_p = primitive("random", "effect", multiple_results=True, effectful=True, differentiable=False,
+                     foldable=False)
 
 
 # ---------------------------------------------------------------- special functions (scipy.special)

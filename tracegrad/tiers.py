@@ -9,7 +9,8 @@ code is built according to the compile mode:
   "sync"        the first call waits for native code (what tests of compiled semantics use).
   "never"       the interpreter tier only.
 The default comes from `TRACEGRAD_COMPILE`; `tg.jit(..., compile=...)` overrides it. Tiers give
-the same values and errors; only speed differs. Why an entry is not native (not compilable, the
+the same values and errors; only speed differs. Random draws are made before each call, on the live
+generators, and passed to either tier as extra inputs (draws.hoist / draws.with_draws). Why an entry is not native (not compilable, the
 compile failed, the worker was stopped for its memory) is kept in `why` for `cache_info()`.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import threading
 import time
 
+from .draws import hoist, with_draws
 from .interpret import runner as interpreter
 from .passes import simplify
 from .pytree import tree_unflatten
@@ -45,8 +47,9 @@ class Entry:
         self.check_finite = check_finite
         self.finish = (lambda outs: outs[0]) if out_tree.nodetype is None else \
             (lambda outs, t=out_tree: tree_unflatten(t, outs))
-        self.compiled_ir = simplify(ir)
-        self.run = interpreter(self.compiled_ir, check_finite)
+        # random draws are made before each call, on the live generators, and passed in (draws.py)
+        self.compiled_ir, self.draws = hoist(simplify(ir))
+        self.run = with_draws(interpreter(self.compiled_ir, check_finite), self.draws, self.compiled_ir)
         self.tier = "interpreted"
         self.why = "compile='never'" if mode == "never" else None
         self.compile_s = None
@@ -67,7 +70,7 @@ class Entry:
         import compiler           # (a process that never compiles never imports the compiler)
         t0 = time.perf_counter()
         try:
-            native = self._compile(compiler)
+            native = with_draws(self._compile(compiler), self.draws, self.compiled_ir)
             self.compile_s = time.perf_counter() - t0
             self.native, self.run, self.tier, self.why = native, native, "native", None
         except compiler.NotCompilable as e:

@@ -24,6 +24,9 @@ _FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise
 _builder: ContextVar = ContextVar("tracegrad_builder", default=None)
 _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
 _rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: operand}, see rebinding
+# `hook(root_builder) -> done(exception or None)`, run when a builder with no parent is entered and
+# exited (tracegrad.patching registers the trace-time patches of NumPy entry points here)
+ROOT_HOOKS: list = []
 
 
 def current_builder():
@@ -118,6 +121,9 @@ class Tracer:
         return complex(self._concrete("complex()"))
 
     def __array__(self, dtype=None, copy=None):
+        if self.value is not None and self.dtype.kind in "biu":
+            # eager integer/bool values carry no gradient: NumPy may use them (`ndarray[indices]`)
+            return np.asarray(self.value, dtype)
         raise TracerError(
             f"np.asarray()/np.array() of a traced value {self.aval} at {user_source(2)} would leave "
             f"the graph and silently lose its gradient. Use tnp.asarray (tracegrad.numpy), or "
@@ -158,10 +164,14 @@ class Builder:
 
     def __enter__(self):
         self._token = _builder.set(self)
+        # an outermost trace starts: trace-time patches (tracegrad.patching) go in for its duration
+        self._on_exit = [hook(self) for hook in ROOT_HOOKS] if self.parent is None else ()
         return self
 
     def __exit__(self, *exc):
         _builder.reset(self._token)
+        for done in reversed(self._on_exit):
+            done(exc[1])
         return False
 
     def is_ancestor(self, other) -> bool:

@@ -119,10 +119,12 @@ def _value_and_grad_core(fun, argnums, has_aux, args, what):
         raise TypeError(f"{what} requires a function returning one scalar, got a "
                         f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
     out = tr.outs[0]
-    if ops.shape_of(out) != () or ops.dtype_of(out).kind != "f":
-        raise TypeError(f"{what} requires a scalar floating-point output, got "
-                        f"{aval_of(out)} from {getattr(fun, '__name__', 'function')} "
-                        f"(called at {user_source()}); use tg.vjp or tg.jacrev for non-scalar outputs")
+    # a one-element output of any shape ((), (1,), (1, 1)) counts as a scalar, as in autograd:
+    # objectives written for scipy.optimize often return shape (1,)
+    if int(np.prod(ops.shape_of(out), dtype=np.int64)) != 1 or ops.dtype_of(out).kind != "f":
+        raise TypeError(f"{what} requires a scalar output: floating-point, one element (shape (), "
+                        f"(1,), ...), got {aval_of(out)} from {getattr(fun, '__name__', 'function')} "
+                        f"(called at {user_source()}); use tg.vjp or tg.jacrev for other outputs")
     cts = tr.backward([ops.ones_like(out)])
     grads = [(_zeros_for(x) if c is None else c) for x, c in zip(leaves, cts)]
     g = tree_unflatten(tree, grads)

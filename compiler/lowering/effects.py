@@ -1,4 +1,5 @@
-"""Python from compiled code, through Numba's object mode: `debug_print` and `callback` (tg.pure_callback)."""
+"""Python from compiled code, through Numba's object mode: `debug_print`, `callback` (tg.pure_callback)
+and the `random` draws that tiers.Entry could not hoist out of the kernel (draws after a callback)."""
 from __future__ import annotations
 
 from tracegrad import primitives as P
@@ -42,5 +43,19 @@ def _callback(ctx, eqn):
     ctx.helpers.add("_callback")
 
 
+def _random(ctx, eqn):
+    # the equation's `draw` param is called like a callback with no inputs (tracegrad/draws.py)
+    outs = []
+    for v in eqn.outs:
+        base, off = ctx.new_buffer(v)
+        outs.append(ctx.view_text(base, off, v.aval.shape if v.aval.shape else (1,)))
+    k = ctx.callback_slot(eqn.params["draw"])
+    ctx.line("with objmode():")
+    ctx.line(f"    _callback(callbacks_, {k}, (), ({''.join(s + ', ' for s in outs)}))")
+    ctx.uses_objmode = True
+    ctx.helpers.add("_callback")
+
+
 LOWERINGS[P.debug_print_p] = Block(_debug_print)
 LOWERINGS[P.callback_p] = Block(_callback)
+LOWERINGS[P.random_p] = Block(_random)

@@ -1,6 +1,7 @@
 """Operators and array methods of `Tracer`, so traced values behave like NumPy arrays."""
 from __future__ import annotations
 
+from ..errors import TracerError, user_source
 from ..trace import PY_SCALARS, Tracer
 from . import contractions, creation, cumulative, elementwise as ew, indexing, products
 from . import rearranging, reductions as red, shapes, sorting
@@ -30,8 +31,18 @@ def _unary(fn):
     return lambda self: _python_arithmetic(fn(self), self)
 
 
+def _setitem(self, key, value):
+    # a TracerError (not Python's TypeError), so an implicitly compiled function falls back to
+    # eager mode, where the array being modified may well be a NumPy array (e.g. a random sample)
+    raise TracerError(
+        f"x[...] = value on a traced value {self.aval} at {user_source(2)}: traced arrays cannot be "
+        f"modified in place. Write x = tnp.at(x)[...].set(value) (or .add, .multiply), or run in "
+        f"eager mode (tg.eager()).")
+
+
 def _install():
     T = Tracer
+    T.__setitem__ = _setitem
     pairs = {"add": ew.add, "sub": ew.subtract, "mul": ew.multiply, "truediv": ew.true_divide,
              "floordiv": ew.floor_divide, "mod": ew.remainder, "pow": ew.power,
              "matmul": products.matmul, "and": ew.bitwise_and, "or": ew.bitwise_or,

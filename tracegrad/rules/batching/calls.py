@@ -11,7 +11,7 @@ all members is the sum over the members.
 the Python function once per member and stacks the results; "expand_dims" calls it once with the
 batched arguments (batch axis first; unbatched ones get a leading axis of 1) and "broadcast_all"
 with every argument broadcast to the batch: the function must then return the batched results.
-`debug_print` prints once per member, as JAX does.
+`debug_print` prints once per member, as JAX does; a `random` draw is made once for the whole batch.
 """
 from __future__ import annotations
 
@@ -218,3 +218,16 @@ def _debug_print(args, dims, *, fmt):
 
 
 defbatch(P.debug_print_p, _debug_print)
+
+
+# ---------------------------------------------------------------- random
+
+def _random(args, dims, *, draw):
+    # A draw has no operands (traced parameters are applied to a standard draw outside it), so it
+    # is never batched: a vmapped function draws once, as it does in eager mode, where it is traced
+    # once at per-example shapes too.
+    outs = bind(P.random_p, draw=draw)
+    return tuple(outs), (None,) * len(outs)
+
+
+defbatch(P.random_p, _random)
