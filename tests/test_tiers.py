@@ -196,3 +196,10 @@ def test_a_forked_process_compiles_with_its_own_workers():
     p.join(30)
     assert own_pool and tier == "native"
     assert np.isclose(value, np.sum(np.tan(np.linspace(-1, 1, 5)) * 6.0))
+
+
+def test_lower_before_any_call_starts_the_background_compile(monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_COMPILE", "background")
+    cf = tg.grad(lambda w, x: np.sum(np.cos(x @ w) * 2.5))
+    native = cf.lower(W, X).compile()                 # no call yet: it must not wait forever
+    np.testing.assert_allclose(native(W, X), tg.jit(cf, compile="never")(W, X), rtol=1e-12)

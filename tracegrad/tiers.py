@@ -25,6 +25,7 @@ from .passes import simplify
 from .pytree import tree_unflatten
 
 MODES = ("background", "sync", "never")
+_START_LOCK = threading.Lock()
 
 
 def compile_mode(override=None) -> str:
@@ -60,11 +61,27 @@ class Entry:
         if mode == "sync":
             self._build(raise_errors=True)
         elif mode == "background":
+            # The compile thread starts once the first call has its result: its imports (the
+            # compiler, Numba) would otherwise compete with that call for the GIL and import lock.
             self.tier = "compiling"
             self._thread = threading.Thread(target=self._build, daemon=True, name="tracegrad-compile")
-            self._thread.start()
+            interpreted = self.run
+
+            def first_call(*args):
+                try:
+                    return interpreted(*args)
+                finally:
+                    if self.run is first_call:
+                        self.run = interpreted
+                    self._start()
+            self.run = first_call
 
     # ------------------------------------------------------------ building native code
+
+    def _start(self):
+        with _START_LOCK:
+            if self._thread.ident is None:
+                self._thread.start()
 
     def _build(self, raise_errors=False):
         import compiler           # (a process that never compiles never imports the compiler)
@@ -104,6 +121,8 @@ class Entry:
         """Block until native code exists (compiling now if nothing was started); return it."""
         if self._thread is None and not self._done.is_set():
             self._build(raise_errors=True)
+        elif self._thread is not None:
+            self._start()
         self._done.wait()
         if self.native is None:
             raise NativeUnavailable(f"no native code for this signature: {self.why}")
@@ -112,6 +131,7 @@ class Entry:
     def source(self) -> str:
         """The generated Numba source (or why there is none, and the interpreter's source)."""
         if self._thread is not None:
+            self._start()
             self._done.wait()
         if self.program is None and self.why in (None, "compile='never'"):
             import compiler
