@@ -5,7 +5,7 @@
 """
 from . import rules as _rules  # noqa: F401  (registers every primitive's rules)
 from . import numpy  # noqa: F401  (installs the NumPy protocol on tracers)
-from . import draws  # noqa: F401  (numpy.random calls become run-time draws while tracing)
+from . import random_intercept  # noqa: F401  (numpy.random calls become run-time draws while tracing)
 from . import debug
 from . import nn, optim
 from .config import detect_anomaly, eager

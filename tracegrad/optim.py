@@ -22,7 +22,9 @@ import numpy as np
 from . import ops
 from . import primitives as P
 from .pytree import register_pytree_node, tree_flatten, tree_map, tree_unflatten
+from .staging import Staged
 from .trace import Tracer
+from .transforms import value_and_grad
 
 __all__ = ["Optimizer", "sgd", "momentum", "adam", "MomentumState", "AdamState", "minimize",
            "OptimizeResult"]
@@ -188,8 +190,6 @@ def minimize(loss, params, *, optimizer: Optimizer, steps: int, args=(), callbac
     params, loss)` is called with the step number (from 0), the updated parameters and the loss
     before the update; a true return value stops early. Returns `OptimizeResult(params, losses)`.
     """
-    from .staging import Staged
-    from .transforms import value_and_grad
     if int(steps) < 0:
         raise ValueError(f"minimize: steps must be >= 0, got {steps}")
     grad_fn = value_and_grad(loss)
