@@ -349,8 +349,20 @@ def tree_of(root, table=None):
     return seen & (set(table) | {root})
 
 
-def kill_tree(root):
-    for pid in tree_of(root):
+def _alive(pid):
+    """The process still runs (a zombie waiting for its reaper has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_tree(root, wait=10.0):
+    """SIGKILL `root`'s tree and wait (up to `wait` s) until it has exited: a killed process that
+    is still releasing a large heap goes on holding it for a moment on a busy machine."""
+    pids = tree_of(root)
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
@@ -359,6 +371,9 @@ def kill_tree(root):
         os.killpg(root, signal.SIGKILL)
     except OSError:
         pass
+    deadline = time.monotonic() + wait
+    while any(_alive(pid) for pid in pids if pid != root) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def watch(cmd, env, timeout, max_bytes, poll=0.05):
