@@ -139,6 +139,25 @@ class Tracer:
         return format(str(self), spec)
 
 
+def _inplace(name):
+    def op(self, other):
+        raise TypeError(f"in-place `{name}` on an array the function closes over, at {user_source(2)}: "
+                        f"inside a traced function it would write into your array, which the trace "
+                        f"reads at every call; use the returned value instead (x = x + y rebinds)")
+    return op
+
+
+class EnvTracer(Tracer):
+    """The tracer standing for a closed-over array while its function is traced (staging.py
+    substitutes it in the array's slot). In-place operators on it are errors, as writing a traced
+    value into a NumPy array is in eager mode."""
+    __slots__ = ()
+    __iadd__, __isub__, __imul__ = _inplace("+="), _inplace("-="), _inplace("*=")
+    __itruediv__, __ifloordiv__, __imod__ = _inplace("/="), _inplace("//="), _inplace("%=")
+    __ipow__, __imatmul__ = _inplace("**="), _inplace("@=")
+    __iand__, __ior__, __ixor__ = _inplace("&="), _inplace("|="), _inplace("^=")
+
+
 class Builder:
     """Records equations (and in eager mode computes them) for one traced function."""
 
@@ -155,6 +174,9 @@ class Builder:
         self._capture_index: dict = {}
         self.values: dict = {}          # eager mode: Var -> ndarray
         self.extensions: dict = {}      # first output Var -> (key, payload, extra output tracers)
+        # id(closed-over array) -> the root input standing for it (set by staging for a trace whose
+        # closed-over arrays are run-time inputs; children inherit it)
+        self.env = None if self.parent is None else self.parent.env
 
     def __enter__(self):
         self._token = _builder.set(self)
@@ -252,10 +274,16 @@ class Builder:
                 f"e.g. through a global or a closure kept after the call) at {user_source(3)}")
         if isinstance(x, Lit):
             return x
-        if isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
-            return Lit(x, np.asarray(x).dtype)
         if isinstance(x, np.ndarray):
+            if self.env is not None:
+                t = self.env.get(id(x))
+                if t is not None:
+                    return self.lift(t)
+            if x.ndim == 0:
+                return Lit(x, x.dtype)
             return self._const(x)
+        if isinstance(x, np.generic):
+            return Lit(x, x.dtype)
         if isinstance(x, PY_SCALARS):
             return Lit(x, np.asarray(x).dtype)
         raise TypeError(f"cannot use {type(x).__name__} as an array operand at {user_source(3)}")

@@ -14,6 +14,7 @@ from .errors import user_source
 from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, param_names
+from .staged_vjp import StagedVJP
 from .trace import Tracer, aval_of, current_builder, read, trace_child
 
 
@@ -132,11 +133,16 @@ def _value_and_grad_core(fun, argnums, has_aux, args, what):
     return value, g
 
 
+def _nums_key(argnums):
+    return argnums if isinstance(argnums, int) else tuple(argnums)
+
+
 def value_and_grad(fun, argnums=0, has_aux=False):
     """`(value, gradient)` of a scalar-valued `fun`; with has_aux, `((value, aux), gradient)`."""
     def core(*args):
         return _value_and_grad_core(fun, argnums, has_aux, args, "value_and_grad")
-    return Staged(core, name=f"value_and_grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+    return Staged(core, name=f"value_and_grad({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("value_and_grad", _nums_key(argnums), bool(has_aux)))
 
 
 def grad(fun=None, argnums=0, has_aux=False):
@@ -147,7 +153,8 @@ def grad(fun=None, argnums=0, has_aux=False):
     def core(*args):
         value, g = _value_and_grad_core(fun, argnums, has_aux, args, "grad")
         return (g, value[1]) if has_aux else g
-    return Staged(core, name=f"grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+    return Staged(core, name=f"grad({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("grad", _nums_key(argnums), bool(has_aux)))
 
 
 # ---------------------------------------------------------------- vjp / jvp
@@ -174,30 +181,12 @@ def _vjp_backward(tr, leaves, tree, ct):
 
 def vjp(fun, *primals, has_aux=False):
     """`(out, vjp_fun)`; `vjp_fun(cotangent)` returns one cotangent per primal, as a tuple."""
-    b = current_builder()
-    if b is not None:
+    if current_builder() is not None:
         tr, leaves, tree = _vjp_traced(fun, primals, has_aux)
         out = tree_unflatten(tr.out_tree, tr.outs)
         fn = lambda ct: _vjp_backward(tr, leaves, tree, ct)
         return (out, fn, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else (out, fn)
-
-    def fwd(*p):
-        tr, _, _ = _vjp_traced(fun, p, has_aux)
-        out = tree_unflatten(tr.out_tree, tr.outs)
-        return (out, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else out
-
-    def bwd(p, ct):
-        tr, leaves, tree = _vjp_traced(fun, p, has_aux)
-        return _vjp_backward(tr, leaves, tree, ct)
-
-    name = getattr(fun, "__name__", "f")
-    res = Staged(fwd, name=f"vjp({name})")(*primals)
-    bwd_staged = Staged(bwd, name=f"vjp({name}).backward")
-    fn = lambda ct: bwd_staged(tuple(primals), ct)
-    if has_aux:
-        out, aux = res
-        return out, fn, aux
-    return res, fn
+    return StagedVJP(fun, has_aux)(*primals)
 
 
 def _jvp_core(fun, primals, tangents):
@@ -225,7 +214,10 @@ def jvp(fun, primals, tangents):
     """`(out, tangent_out)`: forward-mode derivative of `fun` at `primals` along `tangents`."""
     if current_builder() is not None:
         return _jvp_core(fun, primals, tangents)
-    staged = Staged(lambda p, t: _jvp_core(fun, p, t), name=f"jvp({getattr(fun, '__name__', 'f')})")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp takes primals and tangents as tuples (or lists) of arguments")
+    staged = Staged(lambda p, t: _jvp_core(fun, p, t), name=f"jvp({getattr(fun, '__name__', 'f')})",
+                    target=fun, tkey=("jvp",))
     return staged(tuple(primals), tuple(tangents))
 
 
@@ -291,13 +283,15 @@ def _jacfwd_core(fun, argnums, args):
 def jacrev(fun, argnums=0):
     """Jacobian by reverse mode: shape `out.shape + in.shape`."""
     return Staged(lambda *a: _jacrev_core(fun, argnums, a),
-                  name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun)
+                  name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("jacrev", _nums_key(argnums)))
 
 
 def jacfwd(fun, argnums=0):
     """Jacobian by forward mode: shape `out.shape + in.shape`."""
     return Staged(lambda *a: _jacfwd_core(fun, argnums, a),
-                  name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun)
+                  name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("jacfwd", _nums_key(argnums)))
 
 
 def hessian(fun, argnums=0):
@@ -307,19 +301,23 @@ def hessian(fun, argnums=0):
 
 # ---------------------------------------------------------------- jit, make_ir, stop_gradient
 
-def jit(fun=None, static_argnums=(), static_argnames=(), compile=None):
+def jit(fun=None, static_argnums=(), static_argnames=(), compile=None, freeze_closure=False):
     """Trace once per signature and compile into one native function; also a decorator.
 
     `compile`: "background" (the default, from TRACEGRAD_COMPILE: first calls run at once on the
     interpreter tier while native code is built in a worker process), "sync" (the first call waits
     for native code) or "never". Under tg.jit, value-dependent Python on traced values is an error.
+    Arrays the function closes over are read at every call; `freeze_closure=True` bakes them in as
+    constants instead (keyed by identity: rebinding one traces again, mutating one is not seen).
     """
     if fun is None:
-        return lambda f: jit(f, static_argnums, static_argnames, compile)
+        return lambda f: jit(f, static_argnums, static_argnames, compile, freeze_closure)
     if isinstance(fun, Staged) and not static_argnums and not static_argnames:
         return Staged(fun.fun, fun.static_argnums, fun.static_argnames, fun.name,
-                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True)
-    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True)
+                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True,
+                      target=fun.target, tkey=fun.tkey, freeze_closure=freeze_closure)
+    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True,
+                  freeze_closure=freeze_closure)
 
 
 def make_ir(fun, static_argnums=()):
@@ -327,9 +325,7 @@ def make_ir(fun, static_argnums=()):
     staged = fun if isinstance(fun, Staged) else Staged(fun, static_argnums)
 
     def build(*args, **kwargs):
-        sig = staged._signature(args, kwargs)
-        entry = staged._cache.get(sig.key)
-        return entry.ir if entry is not None and entry.ir is not None else staged.trace_ir(sig)[0]
+        return staged.ir_for(args, kwargs)
     return build
 
 
