@@ -12,7 +12,7 @@ from . import ops
 from .errors import MissingRuleError
 from .ir import Lit, Var
 from .primitives import jvp_rules, vjp_rules
-from .trace import source_scope
+from .trace import Tracer, _source
 
 
 def _operand(env, a):
@@ -20,11 +20,15 @@ def _operand(env, a):
 
 
 def _accumulate(ct_env: dict, var: Var, ct):
-    if isinstance(var, Lit) or not var.aval.is_float or ct is None:
+    if ct is None or isinstance(var, Lit):
         return
-    ct = ops.sum_to_shape(ct, var.aval.shape)
-    if ops.dtype_of(ct) != var.aval.dtype:
-        ct = ops.convert(ct, var.aval.dtype)
+    aval = var.aval
+    if aval.dtype.kind != "f":
+        return
+    if not (isinstance(ct, Tracer) and ct.node.aval is aval):     # (the usual case: nothing to do)
+        ct = ops.sum_to_shape(ct, aval.shape)
+        if ops.dtype_of(ct) != aval.dtype:
+            ct = ops.convert(ct, aval.dtype)
     prev = ct_env.get(var)
     ct_env[var] = ct if prev is None else ops.add(prev, ct)
 
@@ -65,12 +69,15 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
             ct_arg, out = cts, tuple(env[v] for v in e.outs)
         else:
             ct_arg, out = cts[0], env[e.outs[0]]
-        with source_scope(e.src, e.src):
+        token = _source.set((e.src, e.src))       # (source_scope, without a generator per equation)
+        try:
             extra = {"active": mask} if e.prim.vjp_needs_active else {}
             in_cts = rule(ct_arg, *ins, out=out, **e.params, **extra)
             for a, c in zip(e.inputs, in_cts):
                 if isinstance(a, Var):
                     _accumulate(ct_env, a, c)
+        finally:
+            _source.reset(token)
     return [ct_env.get(v) for v in wanted]
 
 
@@ -87,7 +94,8 @@ def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
                                    f"add one in tracegrad/rules/")
         ins = [_operand(env, a) for a in e.inputs]
         out = tuple(env[v] for v in e.outs) if e.prim.multiple_results else env[e.outs[0]]
-        with source_scope(e.src, e.src):
+        token = _source.set((e.src, e.src))
+        try:
             t_out = rule(ts, *ins, out=out, **e.params)
             t_outs = t_out if e.prim.multiple_results else (t_out,)
             for v, t in zip(e.outs, t_outs):
@@ -98,4 +106,6 @@ def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
                 if ops.dtype_of(t) != v.aval.dtype:
                     t = ops.convert(t, v.aval.dtype)
                 tan[v] = t
+        finally:
+            _source.reset(token)
     return tan

@@ -86,12 +86,35 @@ def ndim_of(x) -> int:
     return len(shape_of(x))
 
 
+_RESULT_TYPES: dict = {}   # NEP 50 keys -> np.result_type (bounded; it only sees types, not values)
+
+
 def result_dtype(*xs):
-    return np.result_type(*[_promotion_key(x) for x in xs])
+    keys = tuple([_nep50_key(x) for x in xs])
+    dt = _RESULT_TYPES.get(keys)
+    if dt is None:
+        dt = np.result_type(*[_promotion_key(x) for x in xs])
+        if len(_RESULT_TYPES) > 10_000:
+            _RESULT_TYPES.clear()
+        _RESULT_TYPES[keys] = dt
+    return dt
 
 
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
+    if isinstance(x, Tracer):
+        dt = x.node.aval.dtype
+        if dt is dtype:
+            return x
+        dtype = np.dtype(dtype)
+        return x if dt == dtype else bind(P.convert_p, x, dtype=dtype)
+    t = type(x)
+    if t is float or t is int or t is bool:
+        # (np.asarray(x, dtype)[()], faster; NEP 50 only asks for casts that fit)
+        try:
+            return dtype.type(x)
+        except AttributeError:       # a dtype given as a type or a string
+            return np.dtype(dtype).type(x)
     dtype = np.dtype(dtype)
     if holds_tracer(x):
         x = stack_nested(x)
@@ -106,6 +129,11 @@ def as_dtype(x, dtype):
 
 
 def promote(*xs):
+    if len(xs) == 2:
+        x, y = xs
+        if type(x) is Tracer and type(y) is Tracer and not x.weak and not y.weak and \
+                x.node.aval.dtype is y.node.aval.dtype:
+            return [x, y]
     dtype = result_dtype(*xs)
     return [as_dtype(x, dtype) for x in xs]
 
@@ -126,13 +154,37 @@ def float_operand(x):
     return x
 
 
+_BOOL_DT = np.dtype(np.bool_)
+_RESOLVED: dict = {}   # (ufunc, NEP 50 keys) -> loop dtypes: ufunc.resolve_dtypes, memoised (bounded)
+
+
+def _nep50_key(x):
+    """weak_dtype(x), with fast paths for tracers and Python scalars."""
+    t = type(x)
+    if t is float or t is int:
+        return t
+    if t is bool:
+        return _BOOL_DT
+    if isinstance(x, Tracer):
+        dt = x.node.aval.dtype
+        if not x.weak:
+            return dt
+    return weak_dtype(x)
+
+
 def ufunc_operands(ufunc, *xs):
     """Cast operands to the dtypes of the loop NumPy would pick for `ufunc` (exact NEP 50)."""
-    keys = tuple(weak_dtype(x) for x in xs)
-    if all(isinstance(k, type) for k in keys):
-        # only Python scalars: NumPy converts them to arrays first (int64, float64)
-        keys = tuple(dtype_of(x) for x in xs)
-    dts = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout)
+    keys = tuple([_nep50_key(x) for x in xs])
+    dts = _RESOLVED.get((ufunc, keys))
+    if dts is None:
+        rkeys = keys
+        if all(isinstance(k, type) for k in keys):
+            # only Python scalars: NumPy converts them to arrays first (int64, float64)
+            rkeys = tuple(dtype_of(x) for x in xs)
+        dts = ufunc.resolve_dtypes(rkeys + (None,) * ufunc.nout)
+        if len(_RESOLVED) > 10_000:
+            _RESOLVED.clear()
+        _RESOLVED[ufunc, keys] = dts
     return [as_dtype(x, d) for x, d in zip(xs, dts)]
 
 

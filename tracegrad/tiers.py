@@ -45,8 +45,10 @@ class Entry:
         self.check_finite = check_finite
         self.finish = (lambda outs: outs[0]) if out_tree.nodetype is None else \
             (lambda outs, t=out_tree: tree_unflatten(t, outs))
-        self.compiled_ir = simplify(ir)
-        self.run = interpreter(self.compiled_ir, check_finite)
+        self._compiled_ir = None
+        # The interpreter tier runs the IR as traced (simplify keeps exact values; the interpreter
+        # simplifies what it turns into code), so a first call does not wait for the pass.
+        self.run = interpreter(ir, check_finite)
         self.tier = "interpreted"
         self.why = "compile='never'" if mode == "never" else None
         self.compile_s = None
@@ -60,6 +62,13 @@ class Entry:
             self.tier = "compiling"
             self._thread = threading.Thread(target=self._build, daemon=True, name="tracegrad-compile")
             self._thread.start()
+
+    @property
+    def compiled_ir(self):
+        """The simplified IR the compiler gets (computed once, on first use)."""
+        if self._compiled_ir is None:
+            self._compiled_ir = simplify(self.ir)
+        return self._compiled_ir
 
     # ------------------------------------------------------------ building native code
 

@@ -16,11 +16,12 @@ import numpy as np
 
 from .config import anomaly_enabled
 from .errors import MissingRuleError, TracerError, check_finite, user_source
-from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used
+from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used, scalar_lit
 from .primitives import impl_rules, shape_rules
 
 PY_SCALARS = (bool, int, float)   # weakly typed operands (NEP 50), as JAX's weak types
 _FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise arrays)
+_F64, _I64, _BOOL = np.float64, np.int64, np.bool_
 _builder: ContextVar = ContextVar("tracegrad_builder", default=None)
 _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
 _rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: operand}, see rebinding
@@ -261,7 +262,10 @@ class Builder:
 
     def lift(self, x):
         """Turn an operand into an atom of this builder (Var or Lit)."""
-        if isinstance(x, Tracer):
+        t = type(x)
+        if t is float:
+            return scalar_lit(_F64(x))
+        if t is Tracer or t is EnvTracer:
             if x.builder is self:
                 return x.node
             if self.is_ancestor(x.builder):
@@ -283,7 +287,14 @@ class Builder:
                 return Lit(x, x.dtype)
             return self._const(x)
         if isinstance(x, np.generic):
-            return Lit(x, x.dtype)
+            return scalar_lit(x)
+        if t is int or t is bool:
+            try:
+                return scalar_lit(_I64(x) if t is int else _BOOL(x))
+            except OverflowError:
+                return Lit(x, np.asarray(x).dtype)
+        if isinstance(x, Tracer):
+            return self.lift(Tracer(x.node, x.builder, x.value, x.weak))   # (a subclass)
         if isinstance(x, PY_SCALARS):
             return Lit(x, np.asarray(x).dtype)
         raise TypeError(f"cannot use {type(x).__name__} as an array operand at {user_source(3)}")
@@ -332,10 +343,48 @@ def bind(prim, *args, **params):
     """Record (or, outside any trace, run) `prim` on `args`; returns Tracer(s) or array(s)."""
     override = _source.get()
     if override is None:
-        src, fwd_src = user_source(2), None
+        return bind_at(prim, args, params, user_source(2), None)
+    return bind_at(prim, args, params, override[0], override[1])
+
+
+# Shape rules are pure functions of (primitive, input avals, params): their results are memoised
+# (avals are shared objects with cached hashes, so the key is cheap); bounded, cleared when full.
+_SHAPES: dict = {}
+_NO_MEMO = ("control", "call")      # (params holding sub-IRs: hashing them prints them)
+
+
+def out_avals_of(prim, atoms, params, src):
+    n = len(atoms)
+    if not params:
+        key = (prim, atoms[0].aval, atoms[1].aval) if n == 2 else \
+            (prim, atoms[0].aval) if n == 1 else (prim, *[a.aval for a in atoms])
+    elif prim.family in _NO_MEMO:
+        key = None
     else:
-        src, fwd_src = override
-    return bind_at(prim, args, params, src, fwd_src)
+        key = (prim, *[a.aval for a in atoms], *params.items())
+    if key is not None:
+        try:
+            hit = _SHAPES.get(key)
+        except TypeError:            # an unhashable parameter
+            key, hit = None, None
+        if hit is not None:
+            return hit
+    rule = shape_rules.get(prim)
+    if rule is None:
+        raise MissingRuleError(f"primitive '{prim.name}' has no shape rule (add it in tracegrad/rules/)")
+    try:
+        out = rule(*[a.aval for a in atoms], **params)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{prim.name}: {e}\n  at {src}") from None
+    out = out if prim.multiple_results else (out,)
+    if key is not None:
+        if len(_SHAPES) > 20_000:
+            _SHAPES.clear()
+        _SHAPES[key] = out
+    return out
+
+
+_ND = np.ndarray
 
 
 def bind_at(prim, args, params, src, fwd_src, values=None):
@@ -346,8 +395,13 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         if anomaly_enabled():
             check_finite(prim.name, src, fwd_src, ins, out if prim.multiple_results else (out,))
         return out
-    if not prim.effectful and prim.foldable and \
-            not any(isinstance(a, Tracer) for a in args) and \
+    traced, weak = False, True
+    for a in args:
+        if isinstance(a, Tracer):
+            traced = True
+            if not a.weak:
+                weak = False
+    if not traced and not prim.effectful and prim.foldable and \
             all(np.size(a.value if isinstance(a, Lit) else a) <= _FOLD_MAX for a in args):
         # constant folding: tiny all-constant operations are computed now, not recorded
         ins = [a.value if isinstance(a, Lit) else a for a in args]
@@ -355,35 +409,30 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         outs = out if prim.multiple_results else (out,)
         if all(np.ndim(o) == 0 for o in outs):
             return out
-    atoms = tuple(builder.lift(a) for a in args)
-    rule = shape_rules.get(prim)
-    if rule is None:
-        raise MissingRuleError(f"primitive '{prim.name}' has no shape rule (add it in tracegrad/rules/)")
-    try:
-        out_avals = rule(*[a.aval for a in atoms], **params)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{prim.name}: {e}\n  at {src}") from None
-    multiple = prim.multiple_results
-    out_avals = out_avals if multiple else (out_avals,)
-    outs = tuple(Var(a) for a in out_avals)
-    builder.eqns.append(Eqn(prim, atoms, outs, dict(params), src, fwd_src))
-    traced = [a for a in args if isinstance(a, Tracer)]
-    weak = bool(traced) and all(t.weak for t in traced)
+    weak = traced and weak
+    lift = builder.lift
+    atoms = tuple([lift(a) for a in args])
+    out_avals = out_avals_of(prim, atoms, params, src)
+    outs = tuple([Var(a) for a in out_avals])
+    builder.eqns.append(Eqn(prim, atoms, outs, dict(params) if params else params, src, fwd_src))
     if builder.eager:
         if values is None:
-            ins = [builder.value_of(a) for a in atoms]
+            vals = builder.values
+            ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
             values = impl_of(prim)(*ins, **params)
-            values = values if multiple else (values,)
-            values = tuple(np.asarray(v, dtype=a.dtype) if np.ndim(v) == 0 or
-                           np.asarray(v).dtype != a.dtype else v for v, a in zip(values, out_avals))
+            values = values if prim.multiple_results else (values,)
+            values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
+                            else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
             if anomaly_enabled():
                 check_finite(prim.name, src, fwd_src, ins, values)
+        vals = builder.values
+        tracers = []
         for v, val in zip(outs, values):
-            builder.values[v] = val
-        tracers = tuple(Tracer(v, builder, val, weak) for v, val in zip(outs, values))
+            vals[v] = val
+            tracers.append(Tracer(v, builder, val, weak))
     else:
-        tracers = tuple(Tracer(v, builder, None, weak) for v in outs)
-    return tracers if multiple else tracers[0]
+        tracers = [Tracer(v, builder, None, weak) for v in outs]
+    return tuple(tracers) if prim.multiple_results else tracers[0]
 
 
 def eval_eqns(eqns, env: dict, values: dict | None = None) -> None:
@@ -430,25 +479,68 @@ class ChildTrace:
     the function returned beside its output leaves; in eager mode `values` maps the child's
     variables to the values already computed.
     """
-    __slots__ = ("ir", "captured", "aux", "values", "n_declared", "extensions")
+    __slots__ = ("ir", "captured", "aux", "values", "n_declared", "extensions", "adopted")
 
     def __init__(self, ir, captured, aux, values, n_declared, extensions):
         self.ir, self.captured, self.aux, self.values = ir, captured, aux, values
         self.n_declared = n_declared
         self.extensions = extensions
+        self.adopted = False
 
     def replay(self, args) -> dict:
         """Evaluate the recorded equations in the current context on `args` (one per declared
         input); returns the environment (Var -> operand), reusing eager values."""
         env = dict(zip(self.ir.inputs, list(args) + list(self.captured)))
         env.update(self.ir.consts)
-        eval_eqns(self.ir.eqns, env, self.values)
         builder = _builder.get()
+        if builder is not None and not self.adopted and all(isinstance(a, Tracer) for a in args):
+            self._adopt(builder, env)
+        else:
+            eval_eqns(self.ir.eqns, env, self.values)
         if builder is not None:   # what derivative rules added to equations carries over too
             for first, (key, payload, extra) in self.extensions.items():
                 if isinstance(env.get(first), Tracer):
                     builder.note_extension([env[first]], key, payload, [env[t.node] for t in extra])
         return env
+
+    def _adopt(self, builder, env):
+        """Replay by adoption: the recorded equations join `builder` as they are (their variables
+        are used nowhere else), with only their reads of the inputs renamed, and one tracer per
+        variable. What replaying through `bind_at` would give (the same equations, values and weak
+        flags; shapes were checked and tiny constants folded when recording), at a fraction of the
+        cost. Done once per trace (its variables must not be defined twice)."""
+        self.adopted = True
+        ir = self.ir
+        lift = builder.lift
+        rename = {v: lift(env[v]) for v in ir.inputs}
+        for v, _ in ir.consts:
+            rename[v] = lift(env[v])
+        values = self.values
+        eager = builder.eager
+        bvals = builder.values
+        eqns = builder.eqns
+        for e in ir.eqns:
+            ins = e.inputs
+            traced, weak, changed = False, True, False
+            for a in ins:
+                if type(a) is Var:
+                    if a in rename:
+                        changed = True
+                    op = env[a]
+                    if isinstance(op, Tracer):
+                        traced = True
+                        if not op.weak:
+                            weak = False
+            if changed:
+                e = Eqn(e.prim, tuple([rename.get(a, a) if type(a) is Var else a for a in ins]),
+                        e.outs, e.params, e.src, e.fwd_src)
+            eqns.append(e)
+            weak = traced and weak
+            for v in e.outs:
+                val = None
+                if eager:
+                    val = bvals[v] = values[v]
+                env[v] = Tracer(v, builder, val, weak)
 
     def closed(self, n_lead: int | None = None, keep_unused: bool = False):
         """(IR, extras): the IR with no constants and no captures, and the operands to pass for them.

@@ -97,10 +97,12 @@ def captures_callables(ir) -> bool:
     """Does `ir` (or a body inside it) hold Python callables of the user (call primitives)?"""
     from .ir import IR
     for e in ir.eqns:
-        if e.prim.family in ("call", "effect"):
+        family = e.prim.family
+        if family == "call" or family == "effect":
             return True
-        for p in e.params.values():
-            subs = p if isinstance(p, tuple) else (p,)
-            if any(isinstance(s, IR) and captures_callables(s) for s in subs):
-                return True
+        if family == "control":
+            for p in e.params.values():
+                subs = p if isinstance(p, tuple) else (p,)
+                if any(isinstance(s, IR) and captures_callables(s) for s in subs):
+                    return True
     return False

@@ -53,9 +53,7 @@ def numpy_function(*np_funcs, name=None):
             try:
                 return _strong(impl(*args, **kwargs))
             except (ValueError, TypeError, IndexError) as e:
-                if isinstance(e, TracerError) or _LINE_MARK in str(e):
-                    raise
-                raise _with_line(e, name or impl.__name__) from None
+                raise_with_line(e, name or impl.__name__)
         if name:
             wrapper.__name__ = name
         wrapper.__doc__ = (impl.__doc__ or "") or (f"Traceable numpy.{reference.__name__}."
@@ -73,9 +71,16 @@ def numpy_function(*np_funcs, name=None):
 _LINE_MARK = "\n  at "
 
 
+def raise_with_line(e: Exception, fname: str):
+    """Re-raise `e` (being handled) named by `fname` and the user's line, unless it says them."""
+    if isinstance(e, TracerError) or _LINE_MARK in str(e):
+        raise e
+    raise _with_line(e, fname) from None
+
+
 def _with_line(e: Exception, fname: str) -> Exception:
     """The same exception type, its message prefixed by the function and suffixed by the user's line."""
-    msg = f"{fname}: {e}{_LINE_MARK}{user_source(3)}"
+    msg = f"{fname}: {e}{_LINE_MARK}{user_source(4)}"
     try:
         return type(e)(msg)
     except Exception:

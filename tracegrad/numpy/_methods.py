@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..trace import PY_SCALARS, Tracer
 from . import contractions, creation, cumulative, elementwise as ew, indexing, products
 from . import rearranging, reductions as red, shapes, sorting
-from ._dispatch import array_function, array_ufunc
+from ._dispatch import _strong, array_function, array_ufunc, raise_with_line
 
 
 
@@ -22,8 +22,25 @@ def _python_arithmetic(out, *operands):
 
 
 def _binary(fn):
-    return ((lambda self, other: _python_arithmetic(fn(self, other), self, other)),
-            (lambda self, other: _python_arithmetic(fn(other, self), self, other)))
+    # The operator calls the implementation directly (its operand is a tracer: the NumPy fallback
+    # and the re-marking of weak results of the wrapper are not needed), keeping the wrapper's
+    # error messages; only a weak left operand can give a weak (Python-arithmetic) result.
+    impl, name = fn._tracegrad_impl, fn.__name__
+
+    def fwd(self, other):
+        try:
+            out = impl(self, other)
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, name)
+        return _python_arithmetic(out, self, other) if self.weak else _strong(out)
+
+    def rev(self, other):
+        try:
+            out = impl(other, self)
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, name)
+        return _python_arithmetic(out, self, other) if self.weak else _strong(out)
+    return fwd, rev
 
 
 def _unary(fn):
