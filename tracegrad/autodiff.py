@@ -37,8 +37,10 @@ def _active_vars(eqns, wanted) -> set:
     """Vars that depend on a `wanted` var: only their cotangents can reach one."""
     active = {v for v in wanted if isinstance(v, Var)}
     for e in eqns:
-        if any(isinstance(a, Var) and a in active for a in e.inputs):
-            active.update(e.outs)
+        for a in e.inputs:
+            if a in active:          # (Lits are never in it)
+                active.update(e.outs)
+                break
     return active
 
 
@@ -53,28 +55,39 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
     ct_env: dict = {}
     for var, ct in out_cts.items():
         _accumulate(ct_env, var, ct)
+    pop = ct_env.pop
     for e in reversed(eqns):
-        cts = [ct_env.pop(v, None) for v in e.outs]
-        if all(c is None for c in cts) or not e.prim.differentiable:
+        prim = e.prim
+        if prim.multiple_results:
+            cts = [pop(v, None) for v in e.outs]
+            if all(c is None for c in cts):
+                continue
+        else:
+            ct = pop(e.outs[0], None)
+            if ct is None:
+                continue
+        if not prim.differentiable:
             continue
-        mask = tuple(isinstance(a, Var) and a in active for a in e.inputs)
-        if not any(mask):
+        mask = tuple([type(a) is Var and a in active for a in e.inputs])
+        if True not in mask:
             continue
-        rule = vjp_rules.get(e.prim)
+        rule = vjp_rules.get(prim)
         if rule is None:
-            raise MissingRuleError(f"primitive '{e.prim.name}' (used at {e.src}) has no VJP rule; "
+            raise MissingRuleError(f"primitive '{prim.name}' (used at {e.src}) has no VJP rule; "
                                    f"add one in tracegrad/rules/")
-        ins = [_operand(env, a) for a in e.inputs]
-        if e.prim.multiple_results:
+        ins = [a.value if type(a) is Lit else env[a] for a in e.inputs]
+        if prim.multiple_results:
             ct_arg, out = cts, tuple(env[v] for v in e.outs)
         else:
-            ct_arg, out = cts[0], env[e.outs[0]]
+            ct_arg, out = ct, env[e.outs[0]]
         token = _source.set((e.src, e.src))       # (source_scope, without a generator per equation)
         try:
-            extra = {"active": mask} if e.prim.vjp_needs_active else {}
-            in_cts = rule(ct_arg, *ins, out=out, **e.params, **extra)
+            if prim.vjp_needs_active:
+                in_cts = rule(ct_arg, *ins, out=out, active=mask, **e.params)
+            else:
+                in_cts = rule(ct_arg, *ins, out=out, **e.params)
             for a, c in zip(e.inputs, in_cts):
-                if isinstance(a, Var):
+                if c is not None and type(a) is Var:
                     _accumulate(ct_env, a, c)
         finally:
             _source.reset(token)

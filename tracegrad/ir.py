@@ -334,11 +334,15 @@ def free_vars_used(eqns) -> list:
 
 def dce(ir: IR) -> IR:
     """Drop equations whose outputs are never used (all primitives are pure)."""
-    live = {a for a in ir.outputs if isinstance(a, Var)}
+    live = {a for a in ir.outputs if type(a) is Var}
     kept = []
+    add = live.add
     for e in reversed(ir.eqns):
-        if any(v in live for v in e.outs) or e.prim.effectful:
+        outs = e.outs
+        if (outs[0] in live if len(outs) == 1 else any(v in live for v in outs)) or e.prim.effectful:
             kept.append(e)
-            live.update(a for a in e.inputs if isinstance(a, Var))
+            for a in e.inputs:
+                if type(a) is Var:
+                    add(a)
     consts = tuple((v, c) for v, c in ir.consts if v in live)
     return IR(ir.inputs, consts, tuple(reversed(kept)), ir.outputs)

@@ -15,6 +15,7 @@ from . import primitives as P
 from .trace import PY_SCALARS, Tracer, bind
 
 _WEAK_PY = {"b": bool, "i": int, "u": int, "f": float}
+_ND = np.ndarray
 
 
 def is_traced(x) -> bool:
@@ -102,6 +103,8 @@ def result_dtype(*xs):
 
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
+    if type(x) is _ND and x.ndim and x.dtype is dtype:
+        return x
     if isinstance(x, Tracer):
         dt = x.node.aval.dtype
         if dt is dtype:
@@ -131,8 +134,11 @@ def as_dtype(x, dtype):
 def promote(*xs):
     if len(xs) == 2:
         x, y = xs
-        if type(x) is Tracer and type(y) is Tracer and not x.weak and not y.weak and \
+        tx, ty = type(x), type(y)
+        if tx is Tracer and ty is Tracer and not x.weak and not y.weak and \
                 x.node.aval.dtype is y.node.aval.dtype:
+            return [x, y]
+        if tx is _ND and ty is _ND and x.ndim and y.ndim and x.dtype is y.dtype:
             return [x, y]
     dtype = result_dtype(*xs)
     return [as_dtype(x, dtype) for x in xs]
@@ -159,8 +165,10 @@ _RESOLVED: dict = {}   # (ufunc, NEP 50 keys) -> loop dtypes: ufunc.resolve_dtyp
 
 
 def _nep50_key(x):
-    """weak_dtype(x), with fast paths for tracers and Python scalars."""
+    """weak_dtype(x), with fast paths for tracers, arrays and Python scalars."""
     t = type(x)
+    if t is _ND:
+        return x.dtype
     if t is float or t is int:
         return t
     if t is bool:

@@ -63,6 +63,7 @@ class StagedVJP(Staged):
     def _run_eager(self, sig, leaves):
         from .transforms import _vjp_backward, _vjp_traced
         root = Builder(eager=True)
+        root.final = True
         with root:
             flat = [new_root_input(root, l) for l in leaves]
             primals, _ = self._rebuild(sig, flat)

@@ -409,6 +409,7 @@ class Staged:
 
     def _run_eager(self, sig, leaves):
         with Builder(eager=True) as root:
+            root.final = True
             flat = [new_root_input(root, l) for l in leaves]
             full, kw = self._rebuild(sig, flat)
             out = self.fun(*full, **kw)

@@ -178,6 +178,7 @@ class Builder:
         # id(closed-over array) -> the root input standing for it (set by staging for a trace whose
         # closed-over arrays are run-time inputs; children inherit it)
         self.env = None if self.parent is None else self.parent.env
+        self.final = False      # a root whose equations nothing differentiates (eager top level)
 
     def __enter__(self):
         self._token = _builder.set(self)
@@ -390,8 +391,9 @@ _ND = np.ndarray
 def bind_at(prim, args, params, src, fwd_src, values=None):
     builder = _builder.get()
     if builder is None:
-        ins = [a.value if isinstance(a, Lit) else a for a in args]
-        out = impl_of(prim)(*ins, **params)
+        ins = [a.value if type(a) is Lit else a for a in args]
+        impl = impl_rules.get(prim) or impl_of(prim)
+        out = impl(*ins, **params) if params else impl(*ins)
         if anomaly_enabled():
             check_finite(prim.name, src, fwd_src, ins, out if prim.multiple_results else (out,))
         return out
@@ -419,7 +421,8 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         if values is None:
             vals = builder.values
             ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
-            values = impl_of(prim)(*ins, **params)
+            impl = impl_rules.get(prim) or impl_of(prim)
+            values = impl(*ins, **params) if params else impl(*ins)
             values = values if prim.multiple_results else (values,)
             values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
                             else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])

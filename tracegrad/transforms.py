@@ -15,7 +15,7 @@ from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, param_names
 from .staged_vjp import StagedVJP
-from .trace import Tracer, aval_of, current_builder, read, trace_child
+from .trace import Tracer, aval_of, current_builder, no_trace, read, trace_child
 
 
 # ---------------------------------------------------------------- cores (run inside a builder)
@@ -40,11 +40,18 @@ class _Traced:
                     check_leaf(o, f"output of {what}")
             return out_flat + aux_flat, (out_tree, aux_tree, len(out_flat))
 
-        child = trace_child(record, primals_flat, eager=current_builder().eager, reverse=reverse)
+        b = current_builder()
+        child = trace_child(record, primals_flat, eager=b.eager, reverse=reverse)
         self.ir = child.ir
         self.out_tree, self.aux_tree, self.n_out = child.aux
         self.n_in = len(primals_flat)
-        self.env = child.replay(primals_flat)
+        # At the top of eager mode nothing will differentiate what the current builder records: the
+        # recording is not inlined into it, and derivatives run on the recorded values directly.
+        self.on_values = reverse and b.final and _plain(child, primals_flat)
+        if self.on_values:
+            self.env = child.values
+        else:
+            self.env = child.replay(primals_flat)
         res = [read(self.env, a) for a in self.ir.outputs]
         self.outs, self.aux = res[:self.n_out], res[self.n_out:]
 
@@ -58,13 +65,33 @@ class _Traced:
             if isinstance(var, Lit) or ct is None:
                 continue
             out_cts[var] = ct if var not in out_cts else ops.add(out_cts[var], ct)
+        if self.on_values:
+            with no_trace():
+                return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
         return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
 
     def forward(self, tangents_flat):
         """Output tangents (None for zero) given input tangents (None for zero)."""
+        if self.on_values:
+            raise AssertionError("forward mode on a values-only recording")
         seed = {v: t for v, t in zip(self.ir.inputs, tangents_flat) if t is not None}
         tan = jvp_pass(self.ir.eqns, self.env, seed)
         return [None if isinstance(v, Lit) else tan.get(v) for v in self.out_vars()]
+
+
+_NOT_ON_VALUES = frozenset({"control", "call", "effect"})
+
+
+def _plain(child, primals_flat) -> bool:
+    """May the backward pass of this eager recording run on its values (no builder)? Not when
+    weakly typed operands are involved (NEP 50 promotion needs the tracers' weak flags) or when it
+    holds loops, custom rules or effects (their derivative rules read the builder)."""
+    if any(not isinstance(p, Tracer) or p.weak for p in primals_flat):
+        return False
+    if any(t.weak for t in child.captured):
+        return False
+    families = _NOT_ON_VALUES
+    return not any(e.prim.family in families for e in child.ir.eqns)
 
 
 def _float_leaves(leaves, names, what):

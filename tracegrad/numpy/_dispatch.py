@@ -131,7 +131,11 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if kwargs:
             raise NotImplementedError(f"numpy.{ufunc.__name__} keyword(s) {sorted(kwargs)} are not "
                                       f"supported on traced values (at {user_source(3)})")
-        return impl(*inputs)
+        # (a traced operand is certain here: the implementation directly, with the wrapper's errors)
+        try:
+            return _strong(impl._tracegrad_impl(*inputs))
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, ufunc.__name__)
     if method == "reduce":
         reducer = UFUNC_REDUCERS.get(ufunc)
         if reducer is not None:

@@ -1,6 +1,8 @@
 """Reduction primitives: impl, shape, VJP, JVP. `axes` is a sorted tuple; reduced axes are dropped."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -92,7 +94,7 @@ def _prod_of_others(x, axes):
     perm = keep + list(axes)
     xt = ops.transpose(x, perm)
     lead = tuple(x.shape[a] for a in keep)
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    n = math.prod([x.shape[a] for a in axes])
     flat = ops.reshape(xt, lead + (n,))
     eye = np.eye(n, dtype=bool)
     tiled = ops.broadcast_to(ops.reshape(flat, lead + (1, n)), lead + (n, n))
