@@ -49,7 +49,8 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
 
     Equations none of whose inputs depend on `wanted` are skipped: their cotangents could never be
     used, and skipping them means an op with no derivative (pure_callback) applied to constants is
-    not asked for one. Primitives with `vjp_needs_active` get `active=` (one bool per input).
+    not asked for one. Primitives with `vjp_needs_active` get `active=` (one bool per input), and
+    so do rules marked `accepts_active` when some input needs no cotangent (it is not computed).
     """
     active = _active_vars(eqns, wanted)
     ct_env: dict = {}
@@ -82,7 +83,7 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
             ct_arg, out = ct, env[e.outs[0]]
         token = _source.set((e.src, e.src))       # (source_scope, without a generator per equation)
         try:
-            if prim.vjp_needs_active:
+            if prim.vjp_needs_active or (False in mask and getattr(rule, "accepts_active", False)):
                 in_cts = rule(ct_arg, *ins, out=out, active=mask, **e.params)
             else:
                 in_cts = rule(ct_arg, *ins, out=out, **e.params)

@@ -58,6 +58,8 @@ def as_operand(a):
 
 
 def dtype_of(x) -> np.dtype:
+    if type(x) is Tracer:
+        return x.node.aval.dtype
     if isinstance(x, (Tracer, np.ndarray, np.generic)):
         return x.dtype
     if holds_tracer(x):
@@ -103,7 +105,11 @@ def result_dtype(*xs):
 
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
-    if type(x) is _ND and x.ndim and x.dtype is dtype:
+    t = type(x)
+    if t is _ND:
+        if x.ndim and x.dtype is dtype:
+            return x
+    elif isinstance(x, np.generic) and x.dtype is dtype:
         return x
     if isinstance(x, Tracer):
         dt = x.node.aval.dtype
@@ -173,6 +179,8 @@ def _nep50_key(x):
         return t
     if t is bool:
         return _BOOL_DT
+    if isinstance(x, np.generic):
+        return x.dtype
     if isinstance(x, Tracer):
         dt = x.node.aval.dtype
         if not x.weak:

@@ -412,30 +412,39 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         if all(np.ndim(o) == 0 for o in outs):
             return out
     weak = traced and weak
-    lift = builder.lift
-    atoms = tuple([lift(a) for a in args])
+    atoms = tuple([a.node if type(a) is Tracer and a.builder is builder else builder.lift(a)
+                   for a in args])
     out_avals = out_avals_of(prim, atoms, params, src)
+    eager = builder.eager
+    if eager and values is None:
+        vals = builder.values
+        ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
+        impl = impl_rules.get(prim) or impl_of(prim)
+        values = impl(*ins, **params) if params else impl(*ins)
+        if not prim.multiple_results:
+            values = (values,)
+        # (impls may return NumPy scalars or other dtypes for 0-d results: values are exact arrays)
+        values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
+                        else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
+        if anomaly_enabled():
+            check_finite(prim.name, src, fwd_src, ins, values)
+    if not prim.multiple_results:                   # (the common case, without the loops)
+        v = Var(out_avals[0])
+        builder.eqns.append(Eqn(prim, atoms, (v,), dict(params) if params else params, src, fwd_src))
+        if eager:
+            val = builder.values[v] = values[0]
+            return Tracer(v, builder, val, weak)
+        return Tracer(v, builder, None, weak)
     outs = tuple([Var(a) for a in out_avals])
     builder.eqns.append(Eqn(prim, atoms, outs, dict(params) if params else params, src, fwd_src))
-    if builder.eager:
-        if values is None:
-            vals = builder.values
-            ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
-            impl = impl_rules.get(prim) or impl_of(prim)
-            values = impl(*ins, **params) if params else impl(*ins)
-            values = values if prim.multiple_results else (values,)
-            values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
-                            else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
-            if anomaly_enabled():
-                check_finite(prim.name, src, fwd_src, ins, values)
+    if eager:
         vals = builder.values
         tracers = []
         for v, val in zip(outs, values):
             vals[v] = val
             tracers.append(Tracer(v, builder, val, weak))
-    else:
-        tracers = [Tracer(v, builder, None, weak) for v in outs]
-    return tuple(tracers) if prim.multiple_results else tracers[0]
+        return tuple(tracers)
+    return tuple([Tracer(v, builder, None, weak) for v in outs])
 
 
 def eval_eqns(eqns, env: dict, values: dict | None = None) -> None:
