@@ -8,8 +8,9 @@ Residuals are exactly the forward values the pullback reads. So each call runs t
 once, `pb(ct)` runs the pullback kernel once, and neither traces again: an ODE solver calling
 `tg.vjp` at every step costs two kernel calls per step.
 
-In eager mode the forward runs op by op in a root eager builder, and `pb` re-enters that builder to
-run the backward pass over the recorded equations (the forward is not run twice).
+In eager mode the forward runs op by op in a root eager builder, and `pb` runs the backward pass
+over the recorded equations and values (transforms._Traced: on the values themselves, or recorded
+into that builder when it holds loops or custom rules); the forward is not run twice.
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import numpy as np
 from . import ops
 from .ir import IR, Aval, Lit, Var, dce
 from .pytree import tree_flatten, tree_map, tree_unflatten
-from .staging import Staged, new_root_input, unwrap_output
+from .staging import Staged, unwrap_output
 from .tiers import Entry
-from .trace import Builder, current_builder
+from .trace import current_builder
 
 _ND = np.ndarray
 
@@ -60,19 +61,15 @@ class StagedVJP(Staged):
         from .config import anomaly_enabled
         return anomaly_enabled()
 
-    def _run_eager(self, sig, leaves):
+    def _eager_body(self, root, primals, kw):
         from .transforms import _vjp_backward, _vjp_traced
-        root = Builder(eager=True)
-        root.final = True
         with root:
-            flat = [new_root_input(root, l) for l in leaves]
-            primals, _ = self._rebuild(sig, flat)
             tr, p_leaves, tree = _vjp_traced(self.user, primals, self.has_aux)
         where = f"output of {self.name}"
         out = tree_unflatten(tr.out_tree, [unwrap_output(o, where) for o in tr.outs])
 
         def pullback(ct):
-            with root:       # the backward pass records into the forward's builder, on its values
+            with root:       # (the backward pass runs on the recorded values, or records into root)
                 g = _vjp_backward(tr, p_leaves, tree, ct)
             return tree_map(lambda o: unwrap_output(o, where), g)
         if self.has_aux:

@@ -449,16 +449,19 @@ class Staged:
                 full = _eager_inputs(root, args)
         except _Unusual:
             return self._call_general(args, {})
-        with root:
-            out = self.fun(*full)
-        out_leaves, out_tree = tree_flatten(out)
-        return tree_unflatten(out_tree, [unwrap_output(o, f"output of {self.name}") for o in out_leaves])
+        return self._eager_body(root, full, {})
 
     def _run_eager(self, sig, leaves):
-        with Builder(eager=True) as root:
-            root.final = True
+        root = Builder(eager=True)
+        root.final = True
+        with root:
             flat = [new_root_input(root, l) for l in leaves]
-            full, kw = self._rebuild(sig, flat)
+        full, kw = self._rebuild(sig, flat)
+        return self._eager_body(root, full, kw)
+
+    def _eager_body(self, root, full, kw):
+        """The function run in eager root builder `root` on its input tracers; concrete outputs."""
+        with root:
             out = self.fun(*full, **kw)
         out_leaves, out_tree = tree_flatten(out)
         return tree_unflatten(out_tree, [unwrap_output(o, f"output of {self.name}") for o in out_leaves])

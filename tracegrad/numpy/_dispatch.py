@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from ..errors import TracerError, user_source
-from ..trace import Tracer
+from ..trace import Tracer, bind
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
 UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
@@ -95,6 +95,30 @@ def _np_name(func) -> str:
     return f"{mod}.{getattr(func, '__name__', func)}"
 
 
+def direct(prim, operands):
+    """The fast path of a ufunc (or operator) that is one primitive on its cast operands: strong
+    float tracers of one dtype, with Python floats (NEP 50: cast to that dtype), need no cast and no
+    loop resolution. None when the operands are anything else (the full implementation decides)."""
+    dt = None
+    for x in operands:
+        if type(x) is Tracer:
+            if x.weak:
+                return None
+            d = x.node.aval.dtype
+            if dt is None:
+                dt = d
+            elif d is not dt:
+                return None
+        elif type(x) is not float:
+            return None
+    if dt is None or dt.kind != "f":
+        return None
+    if len(operands) == 1:
+        return bind(prim, operands[0])
+    x, y = operands
+    return bind(prim, dt.type(x) if type(x) is float else x, dt.type(y) if type(y) is float else y)
+
+
 def array_function(self, func, types, args, kwargs):
     impl = FUNCTIONS.get(func)
     if impl is None:
@@ -131,6 +155,11 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if kwargs:
             raise NotImplementedError(f"numpy.{ufunc.__name__} keyword(s) {sorted(kwargs)} are not "
                                       f"supported on traced values (at {user_source(3)})")
+        prim = getattr(impl, "_tracegrad_prim", None)
+        if prim is not None:
+            out = direct(prim, inputs)
+            if out is not None:
+                return out
         # (a traced operand is certain here: the implementation directly, with the wrapper's errors)
         try:
             return _strong(impl._tracegrad_impl(*inputs))
