@@ -29,6 +29,15 @@ def _raw_reader(name: str):
     return functools.partial(os.environ.get, name)
 
 
+if _RAW_ENV is not None and _ENCODE is not None:
+    _get_raw = _RAW_ENV.get
+    _K_EAGER, _K_NANS, _K_COMPILE = (_ENCODE(n) for n in
+                                     ("TRACEGRAD_EAGER", "TRACEGRAD_DEBUG_NANS", "TRACEGRAD_COMPILE"))
+else:
+    _get_raw = os.environ.get
+    _K_EAGER, _K_NANS, _K_COMPILE = "TRACEGRAD_EAGER", "TRACEGRAD_DEBUG_NANS", "TRACEGRAD_COMPILE"
+
+
 _raw_eager = _raw_reader("TRACEGRAD_EAGER")
 _raw_nans = _raw_reader("TRACEGRAD_DEBUG_NANS")
 compile_env = _raw_reader("TRACEGRAD_COMPILE")
@@ -44,6 +53,7 @@ def _env_flag(raw) -> bool:
 
 _eager: ContextVar[bool | None] = ContextVar("tracegrad_eager", default=None)
 _anomaly: ContextVar[bool | None] = ContextVar("tracegrad_anomaly", default=None)
+_eager_get, _anomaly_get = _eager.get, _anomaly.get
 
 
 def eager_enabled() -> bool:
@@ -54,6 +64,23 @@ def eager_enabled() -> bool:
 def anomaly_enabled() -> bool:
     v = _anomaly.get()
     return _env_flag(_raw_nans()) if v is None else v
+
+
+def call_mode():
+    """None in eager mode; else (anomaly detection on?, raw TRACEGRAD_COMPILE): what a staged call's
+    cache key needs from the switches (one call on the dispatch path instead of three)."""
+    v = _eager_get()
+    if v is None:
+        raw = _get_raw(_K_EAGER)
+        if raw is not None and _env_flag(raw):
+            return None
+    elif v:
+        return None
+    a = _anomaly_get()
+    if a is None:
+        raw = _get_raw(_K_NANS)
+        a = raw is not None and _env_flag(raw)
+    return a, _get_raw(_K_COMPILE)
 
 
 class _Switch(contextlib.ContextDecorator):

@@ -18,6 +18,8 @@ function whose structure keeps changing is re-planned a few times, then walked g
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import environment as env
@@ -37,7 +39,9 @@ class NoPlan(Exception):
 class _Planner:
     """Generates the plan's source while walking the live environment (mirrors Walker)."""
 
-    def __init__(self):
+    def __init__(self, mono=False):
+        self.mono = mono        # (mono_for: arrays are checked against their shape and dtype now)
+        self.leaf_vars = []
         self.lines = []
         self.consts = {"ND": _ND, "FUNC": _FUNC, "MISSING": MISSING, "tuple": tuple, "list": list,
                        "dict": dict, "MODULE": _MODULE, "METHOD": _METHOD, "PARTIAL": _PARTIAL}
@@ -72,7 +76,9 @@ class _Planner:
         return False
 
     def identity(self, v, x):
-        self.fail_unless(f"id({x}) == {id(v)}")
+        # (a shortcut holds the object itself: it belongs to one staged object, whose function
+        # holds it anyway; a shared plan compares ids and holds nothing)
+        self.fail_unless(f"{x} is {self.const(v)}" if self.mono else f"id({x}) == {id(v)}")
 
     def visit(self, v, x):
         t = type(v)
@@ -82,8 +88,11 @@ class _Planner:
             if v.dtype.kind not in "biuf":
                 self.identity(v, x)
                 return
-            self.fail_unless(f"type({x}) is ND and {x}.dtype.kind in 'biuf'")
-            self.emit(f"leaves.append({x}); dyn.append({x}.shape); dyn.append({x}.dtype)")
+            if self.mono:
+                self.array_check(v, x)
+            else:
+                self.fail_unless(f"type({x}) is ND and {x}.dtype.kind in 'biuf'")
+                self.emit(f"leaves.append({x}); dyn.append({x}.shape); dyn.append({x}.dtype)")
         elif t in _VALUE_TYPES:
             if v is None or v is Ellipsis:
                 self.fail_unless(f"{x} is {self.const(v)}")
@@ -106,6 +115,38 @@ class _Planner:
         else:
             self.other(v, t, x)
 
+    def array_check(self, v, x):
+        d = self.const(v.dtype)
+        self.fail_unless(f"type({x}) is ND and {x}.shape == {self.const(v.shape)} and "
+                         f"({x}.dtype is {d} or {x}.dtype == {d})")
+        self.leaf_vars.append(x)
+
+    def argument(self, a, x):
+        """Checks mirroring staging._flat_signature for one argument."""
+        t = type(a)
+        if t is _ND:
+            self.array_check(a, x)
+        elif t is list or t is tuple:
+            self.fail_unless(f"type({x}) is {t.__name__} and len({x}) == {len(a)}")
+            for i, item in enumerate(a):
+                y = self.var()
+                self.emit(f"{y} = {x}[{i}]")
+                self.argument(item, y)
+        elif t is float or t is int or t is bool:
+            self.fail_unless(f"type({x}) is {self.const(t)}")
+            self.leaf_vars.append(f"asarray({x})")
+        elif t is dict:
+            self.fail_unless(f"type({x}) is dict and len({x}) == {len(a)}")
+            for k in sorted(a):
+                y = self.var()
+                self.emit(f"{y} = {x}[{self.const(k)}]")
+                self.argument(a[k], y)
+        elif isinstance(a, np.generic):
+            self.fail_unless(f"type({x}) is {self.const(t)}")
+            self.leaf_vars.append(f"asarray({x})")
+        else:
+            raise NoPlan
+
     def mapping(self, d, x):
         if self._seen(d, x):
             return
@@ -121,9 +162,12 @@ class _Planner:
         code = f.__code__
         plan = _plan_of(code) if env._PLANS.get(id(code)) is None else env._PLANS[id(code)][0]
         if plan.library:
-            self.fail_unless(f"id({x}) == {id(f)}")
+            self.identity(f, x)
             return
-        self.fail_unless(f"type({x}) is FUNC and id({x}.__code__) == {id(code)}")
+        if self.mono:
+            self.fail_unless(f"type({x}) is FUNC and {x}.__code__ is {self.const(code)}")
+        else:
+            self.fail_unless(f"type({x}) is FUNC and id({x}.__code__) == {id(code)}")
         defaults = f.__defaults__
         d = self.var()
         self.emit(f"{d} = {x}.__defaults__")
@@ -254,6 +298,70 @@ def _make(fn):
             len(got_leaves) != len(leaves) or any(a is not b for a, b in zip(got_leaves, leaves)):
         return None                     # (the plan must agree with the walk; if not, walk)
     return plan
+
+
+def mono_for(fn, args, entry, guards):
+    """A function `fast(args)` for staged calls of `fn` itself with `entry`: `entry`'s result when
+    `guards` hold (the names and values of `MONO_GUARDS`'s parts) and `fn`'s environment and `args`
+    match what they are now (structure, and every array's shape and dtype); `MISS` otherwise. None
+    when not plannable. (`fn`, its globals and `entry` are constants: it belongs to one staged
+    object, which counts its hits in `guards["hits"]`.)"""
+    p = _Planner(mono=True)
+    try:
+        arg_vars = [p.var() for _ in args]
+        if args:         # (another number of arguments raises ValueError: MISS)
+            p.lines.append(f"        {''.join(v + ', ' for v in arg_vars)}= args")
+        else:
+            p.lines.append("        if args: return MISS")
+        n_lines = len(p.lines)
+        for a, y in zip(args, arg_vars):
+            p.argument(a, y)
+        arg_lines, arg_leaves = p.lines[n_lines:], p.leaf_vars
+        p.lines, p.leaf_vars = p.lines[:n_lines], []
+        p.visit(fn, "f")
+    except (NoPlan, RecursionError):
+        return None
+    leaves = ", ".join(p.leaf_vars + arg_leaves)
+    body = [line.replace("return None", "return MISS") for line in _fused(p.lines + arg_lines)]
+    tree = getattr(entry, "out_tree", None)
+    single = tree is not None and tree.nodetype is None         # entry.finish(outs) is outs[0]
+    result = f"E.run({leaves})[0]" if single else f"E.finish(E.run({leaves}))"
+    src = ("def fast(args, f=F):\n"
+           "    if builder() is not None or EPOCH[0] != EPOCH0 or call_mode() != MODE:\n"
+           "        return MISS\n"
+           "    try:\n" + "\n".join(body) + "\n    except Exception:\n        return MISS\n"
+           f"    HITS[0] += 1\n    return {result}\n")
+    glob = dict(p.consts)
+    glob.update(guards, asarray=np.asarray, F=fn, E=entry, MISS=MISS)
+    exec(compile(src, f"<tracegrad call shortcut of {getattr(fn, '__qualname__', '?')}>", "exec"), glob)
+    fast = glob["fast"]
+    fast.source = src
+    return fast
+
+
+MISS = env.MISSING          # what a shortcut returns when it does not apply
+
+
+def _fused(lines):
+    """Consecutive `if not (c): return None` lines as one `if not (c1 and c2 ...)` (fewer bytecodes
+    on the dispatch path)."""
+    out, conds = [], []
+    head, tail = "        if not (", "): return None"
+    for line in lines:
+        if line.startswith(head) and line.endswith(tail):
+            conds.append(line[len(head):-len(tail)])
+            continue
+        m = re.fullmatch(r"        (v\d+) = ([^;]+)", line)
+        if m and conds:              # (an assignment between checks joins them: `(v := e) or True`)
+            conds.append(f"(({m.group(1)} := {m.group(2)}) is {m.group(1)})")
+            continue
+        if conds:
+            out.append(head + " and ".join(f"({c})" for c in conds) + tail)
+            conds = []
+        out.append(line)
+    if conds:
+        out.append(head + " and ".join(f"({c})" for c in conds) + tail)
+    return out
 
 
 def plan_for(fn):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import env_plan, trace_cache
-from .config import anomaly_enabled, compile_env, eager_enabled
+from .config import anomaly_enabled, call_mode, compile_env, eager_enabled
 from .environment import Record, TooLarge, Walker, WALKERS, intern, substituted, walk
 from .errors import EagerFallbackWarning, TracerError
 from .ir import IR, Aval, dce
@@ -39,6 +39,8 @@ from .tiers import Entry, compile_mode
 from .trace import PY_SCALARS, Builder, EnvTracer, Tracer, _builder, aval_of
 
 _ENTRIES = trace_cache.ENTRIES
+_EPOCH = trace_cache.EPOCH
+_MISS = env_plan.MISS
 _ARGS = object()         # separates the environment from the arguments in a key
 _FUNC = type(lambda: None)
 _TKEYS: dict = {}        # transform description -> small int (keys hash an int, not a nested tuple)
@@ -216,6 +218,10 @@ class Staged:
         self._opaque = False            # the environment is too large to walk: key on the object
         self._eager: dict = {}          # key -> _EagerEntry: kept here, not shared (it holds self)
         self._plan = None               # the target's environment plan (env_plan), once looked up
+        self._fast = None               # the shortcut to the last calls' entry (_make_mono)
+        self._fast_hits = [0]
+        self._mono_budget = 4           # (re)made at most this often (a polymorphic caller walks)
+        self._calls = 0
 
     @property
     def name(self) -> str:
@@ -231,14 +237,23 @@ class Staged:
     # ------------------------------------------------------------ calling
 
     def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None and not kwargs:
+            out = fast(args)                 # the same environment and signature as last time?
+            if out is not _MISS:
+                return out
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if _builder.get() is not None:
             return self.fun(*args, **kwargs)
         if kwargs or self.static_argnums:
             return self._call_general(args, kwargs)
-        if eager_enabled():
+        mode = call_mode()
+        if mode is None:
             return self._call_eager(args)
         leaves = []
-        key = [self._tk, anomaly_enabled(), compile_env()]
+        key = [self._tk, mode[0], mode[1]]
         w = None
         st = self._plan if self._plan is not None else self._find_plan()
         plan = st[0] if st else None
@@ -262,7 +277,19 @@ class Staged:
             entry = self._miss(key, args, kwargs, leaves[:n_env], entry)
         else:
             self._hits += 1
+        if entry.guard is None and self._mono_budget > 0 and st:
+            self._calls += 1
+            if self._calls >= 2:             # called again: a shortcut for the next calls
+                self._make_mono(args, entry, mode)
         return entry.finish(entry.run(*leaves))
+
+    def _make_mono(self, args, entry, mode):
+        """The shortcut for calls like this one (env_plan.mono_for)."""
+        self._calls = 0
+        self._mono_budget -= 1
+        guards = {"builder": _builder.get, "call_mode": call_mode, "EPOCH": _EPOCH,
+                  "EPOCH0": _EPOCH[0], "MODE": mode, "HITS": self._fast_hits}
+        self._fast = env_plan.mono_for(self.target, args, entry, guards)
 
     def _find_plan(self):
         """The environment plan of this object's target (False: none; walk generically)."""
@@ -570,7 +597,8 @@ class Staged:
         family = (self._tk, key[2], tuple(w.key[:2]))
         entries = [EntryInfo(_describe(e), e.tier, e.compile_s, e.why)
                    for e in trace_cache.family_entries(family) + list({id(e): e for e in self._eager.values()}.values())]
-        return CacheInfo(self._hits, len(self._reasons), list(self._reasons), entries)
+        return CacheInfo(self._hits + self._fast_hits[0], len(self._reasons), list(self._reasons),
+                         entries)
 
     def __get__(self, obj, objtype=None):
         import functools

@@ -22,6 +22,7 @@ from .environment import unwatch, watch
 
 MAX_ENTRIES = 2048
 ENTRIES: dict = {}      # the cache (documented above); read directly on the hot path
+EPOCH = [0]             # bumped whenever an entry leaves: per-object shortcuts to entries check it
 
 
 def store(key, entry, objs) -> None:
@@ -40,6 +41,7 @@ def store(key, entry, objs) -> None:
 
 def evict(key, entry) -> None:
     """Drop `key` (if it still holds `entry`) and stop watching objects for it."""
+    EPOCH[0] += 1
     if ENTRIES.get(key) is entry:
         del ENTRIES[key]
     unwatch(entry.watched.pop(key, ()), key)
