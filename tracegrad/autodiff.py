@@ -8,11 +8,15 @@ broadcast output shape.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 from .errors import MissingRuleError
 from .ir import Lit, Var
 from .primitives import jvp_rules, vjp_rules
 from .trace import Tracer, _source
+
+_ND = np.ndarray
 
 
 def _operand(env, a):
@@ -25,7 +29,9 @@ def _accumulate(ct_env: dict, var: Var, ct):
     aval = var.aval
     if aval.dtype.kind != "f":
         return
-    if not (isinstance(ct, Tracer) and ct.node.aval is aval):     # (the usual case: nothing to do)
+    if not (isinstance(ct, Tracer) and ct.node.aval is aval) and \
+            not (type(ct) is _ND and ct.shape == aval.shape and ct.dtype is aval.dtype):
+        # (the usual cases, a tracer or an array of the variable's aval, need nothing)
         ct = ops.sum_to_shape(ct, aval.shape)
         if ops.dtype_of(ct) != aval.dtype:
             ct = ops.convert(ct, aval.dtype)

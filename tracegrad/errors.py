@@ -31,6 +31,21 @@ def _code_info(code):
     return info
 
 
+def caller_source(skip: int = 1) -> str:
+    """user_source(skip) when frame `skip` is the user's (one look, the usual case at an entry
+    point from user code), else the walk."""
+    f = sys._getframe(skip)
+    hit = _CODES.get(id(f.f_code))
+    lines = hit[0] if hit is not None else _code_info(f.f_code)
+    if lines is None:
+        return user_source(skip + 1)
+    line = f.f_lineno
+    src = lines.get(line)
+    if src is None:
+        src = lines[line] = f"{f.f_code.co_filename}:{line}"
+    return src
+
+
 def user_source(skip: int = 1) -> str:
     """`path/file.py:LINE` of the innermost frame that is the user's code."""
     f = sys._getframe(skip)

@@ -31,8 +31,7 @@ class StagedVJP(Staged):
 
     def __init__(self, fun, has_aux=False):
         has_aux = bool(has_aux)
-        super().__init__(self._joint, name=f"vjp({getattr(fun, '__name__', 'f')})", names_from=fun,
-                         target=fun, tkey=("vjp", has_aux))
+        super().__init__(self._joint, names_from=fun, target=fun, tkey=("vjp", has_aux))
         self.user, self.has_aux = fun, has_aux
 
     def _joint(self, *primals):

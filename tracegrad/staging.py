@@ -193,14 +193,29 @@ class Staged:
     environment keys the cache (default `fun`), and `tkey` describes the transform around it.
     """
 
+    # per-object state, class-level defaults until first changed (transforms written inline build
+    # one object per call: its construction is on their path)
+    _names = None
+    _hits = 0
+    _reasons = ()                   # (a list once there is a reason)
+    _opaque = False                 # the environment is too large to walk: key on the object
+    _eager = {}                     # key -> _EagerEntry: kept per object (it holds self); see _keep
+    _plan = None                    # the target's environment plan (env_plan), once looked up
+    _fast = None                    # the shortcut to the last calls' entry (_make_mono)
+    _fast_hits = (0,)
+    _mono_budget = 4                # (re)made at most this often (a polymorphic caller walks)
+    _calls = 0
+
     def __init__(self, fun, static_argnums=(), static_argnames=(), name=None, names_from=None,
                  compile=None, explicit=False, target=None, tkey=("jit",), freeze_closure=False):
         if not callable(fun):
             raise TypeError(f"expected a callable, got {type(fun).__name__}")
         self.fun = fun
         self.target = fun if target is None else target
-        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self.static_argnums = static_argnums if type(static_argnums) is tuple else \
+            (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        self.static_argnames = static_argnames if type(static_argnames) is tuple else \
+            (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         self.compile = compile_mode(compile) if compile is not None else None
         self.explicit = explicit        # tg.jit: value-dependent Python is an error, not a fallback
         self.freeze_closure = freeze_closure
@@ -212,21 +227,13 @@ class Staged:
         wrapped = names_from or fun
         self.__wrapped__ = wrapped
         self.__doc__ = getattr(wrapped, "__doc__", None)
-        self._names = None
-        self._hits = 0
-        self._reasons: list = []
-        self._opaque = False            # the environment is too large to walk: key on the object
-        self._eager: dict = {}          # key -> _EagerEntry: kept here, not shared (it holds self)
-        self._plan = None               # the target's environment plan (env_plan), once looked up
-        self._fast = None               # the shortcut to the last calls' entry (_make_mono)
-        self._fast_hits = [0]
-        self._mono_budget = 4           # (re)made at most this often (a polymorphic caller walks)
-        self._calls = 0
 
     @property
     def name(self) -> str:
         if self._name is None:
-            self._name = getattr(self.__wrapped__, "__name__", "function")
+            base = getattr(self.__wrapped__, "__name__", "function")
+            kind = self.tkey[0]
+            self._name = base if kind == "jit" else f"{kind}({base})"
         return self._name
 
     def __getattr__(self, attr):        # functools.update_wrapper's attributes, on demand
@@ -287,6 +294,8 @@ class Staged:
         """The shortcut for calls like this one (env_plan.mono_for)."""
         self._calls = 0
         self._mono_budget -= 1
+        if type(self._fast_hits) is not list:
+            self._fast_hits = [0]
         guards = {"builder": _builder.get, "call_mode": call_mode, "EPOCH": _EPOCH,
                   "EPOCH0": _EPOCH[0], "MODE": mode, "HITS": self._fast_hits}
         self._fast = env_plan.mono_for(self.target, args, entry, guards)
@@ -359,6 +368,8 @@ class Staged:
 
     def _keep(self, key, entry, objs):
         if isinstance(entry, _EagerEntry):
+            if not self._eager:
+                self._eager = {}
             self._eager[key] = entry
         else:
             trace_cache.store(key, entry, objs)
@@ -371,6 +382,8 @@ class Staged:
             self._walk([], [], rec)
         names = rec.names if rec is not None else [f"closure array {i}" for i in range(len(env))]
         env_key = key[:key.index(_ARGS)]
+        if not self._reasons:
+            self._reasons = []
         self._reasons.append(self._why(sig, family, names, env, env_key))
         entry = self._trace(sig, env, rec)
         trace_cache.prepare(entry, family, sig.key, names, env_key)

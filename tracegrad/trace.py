@@ -27,6 +27,9 @@ _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd
 _rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: operand}, see rebinding
 
 
+_builder_get = _builder.get
+
+
 def current_builder():
     return _builder.get()
 
@@ -342,6 +345,13 @@ def impl_of(prim):
 
 def bind(prim, *args, **params):
     """Record (or, outside any trace, run) `prim` on `args`; returns Tracer(s) or array(s)."""
+    if _builder_get() is None:       # no trace: the impl runs (what bind_at does, without the hops)
+        impl = impl_rules.get(prim) or impl_of(prim)
+        out = impl(*args, **params) if params else impl(*args)
+        if anomaly_enabled():
+            src, fwd_src = _source.get() or (user_source(2), None)
+            check_finite(prim.name, src, fwd_src, args, out if prim.multiple_results else (out,))
+        return out
     override = _source.get()
     if override is None:
         return bind_at(prim, args, params, user_source(2), None)

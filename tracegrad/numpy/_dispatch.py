@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from ..errors import TracerError, user_source
-from ..trace import Tracer, bind
+from ..errors import TracerError, caller_source, user_source
+from ..trace import Tracer, _source, bind, bind_at
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
 UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
@@ -113,10 +113,13 @@ def direct(prim, operands):
             return None
     if dt is None or dt.kind != "f":
         return None
-    if len(operands) == 1:
-        return bind(prim, operands[0])
-    x, y = operands
-    return bind(prim, dt.type(x) if type(x) is float else x, dt.type(y) if type(y) is float else y)
+    if len(operands) == 2:
+        x, y = operands
+        operands = (dt.type(x) if type(x) is float else x, dt.type(y) if type(y) is float else y)
+    src = _source.get()      # (the user's line: two frames up, the caller of the operator or ufunc)
+    if src is None:
+        return bind_at(prim, operands, {}, caller_source(3), None)
+    return bind_at(prim, operands, {}, src[0], src[1])
 
 
 def array_function(self, func, types, args, kwargs):
