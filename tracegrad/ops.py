@@ -144,8 +144,21 @@ def promote(*xs):
         if tx is Tracer and ty is Tracer and not x.weak and not y.weak and \
                 x.node.aval.dtype is y.node.aval.dtype:
             return [x, y]
-        if tx is _ND and ty is _ND and x.ndim and y.ndim and x.dtype is y.dtype:
-            return [x, y]
+        if tx is _ND and x.ndim:
+            d = x.dtype
+            if ty is _ND:
+                if y.ndim and y.dtype is d:
+                    return [x, y]
+            elif ty is float and d.kind == "f":           # a weak Python float: the array's dtype
+                return [x, d.type(y)]
+            elif isinstance(y, np.generic) and y.dtype is d:
+                return [x, y]
+        elif ty is _ND and y.ndim:
+            d = y.dtype
+            if tx is float and d.kind == "f":
+                return [d.type(x), y]
+            if isinstance(x, np.generic) and x.dtype is d:
+                return [x, y]
     dtype = result_dtype(*xs)
     return [as_dtype(x, dtype) for x in xs]
 

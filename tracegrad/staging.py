@@ -70,10 +70,12 @@ def check_leaf(leaf, where: str):
 
 
 def new_root_input(builder: Builder, leaf):
-    arr = np.asarray(leaf)
-    t = builder.new_input(aval_of(arr), arr if builder.eager else None)
-    t.weak = type(leaf) in (int, float)
-    return t
+    t = type(leaf)
+    arr = leaf if t is _ND else np.asarray(leaf)
+    tracer = builder.new_input(Aval(arr.shape, arr.dtype), arr if builder.eager else None)
+    if t is int or t is float:
+        tracer.weak = True
+    return tracer
 
 
 def unwrap_output(o, where: str):

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from .config import anomaly_enabled
+from .config import _anomaly_get, anomaly_enabled
 from .errors import MissingRuleError, TracerError, check_finite, user_source
 from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used, scalar_lit
 from .primitives import impl_rules, shape_rules
@@ -348,7 +348,8 @@ def bind(prim, *args, **params):
     if _builder_get() is None:       # no trace: the impl runs (what bind_at does, without the hops)
         impl = impl_rules.get(prim) or impl_of(prim)
         out = impl(*args, **params) if params else impl(*args)
-        if anomaly_enabled():
+        a = _anomaly_get()
+        if a or (a is None and anomaly_enabled()):
             src, fwd_src = _source.get() or (user_source(2), None)
             check_finite(prim.name, src, fwd_src, args, out if prim.multiple_results else (out,))
         return out
@@ -431,12 +432,17 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
         impl = impl_rules.get(prim) or impl_of(prim)
         values = impl(*ins, **params) if params else impl(*ins)
-        if not prim.multiple_results:
-            values = (values,)
         # (impls may return NumPy scalars or other dtypes for 0-d results: values are exact arrays)
-        values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
-                        else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
-        if anomaly_enabled():
+        if not prim.multiple_results:
+            dt = out_avals[0].dtype
+            if not (type(values) is _ND and values.ndim and values.dtype is dt):
+                values = np.asarray(values, dtype=dt)
+            values = (values,)
+        else:
+            values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
+                            else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
+        a = _anomaly_get()
+        if a or (a is None and anomaly_enabled()):
             check_finite(prim.name, src, fwd_src, ins, values)
     if not prim.multiple_results:                   # (the common case, without the loops)
         v = Var(out_avals[0])

@@ -117,15 +117,14 @@ def _split_args(fun, args, argnums, what):
     single, nums = _argnums(argnums, len(args), fun)
     dyn = tuple(args[i] for i in nums)
     leaves, tree = tree_flatten(dyn)
-    names = param_names(fun)
-    leaf_names = []
-    for i in nums:
-        name = names[i] if i < len(names) else f"args[{i}]"
-        sub = tree_flatten(args[i])[0]
-        leaf_names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
-    for leaf, name in zip(leaves, leaf_names):
-        check_leaf(leaf, f"argument '{name}' of {what}")
-    _float_leaves(leaves, leaf_names, what)
+    for leaf in leaves:              # (names are worked out only to report a bad argument)
+        if not ((type(leaf) is Tracer and leaf.node.aval.dtype.kind == "f") or
+                (type(leaf) is np.ndarray and leaf.dtype.kind == "f")):
+            leaf_names = _leaf_names(fun, args, nums)
+            for x, name in zip(leaves, leaf_names):
+                check_leaf(x, f"argument '{name}' of {what}")
+            _float_leaves(leaves, leaf_names, what)
+            break
 
     def call(*dyn_args):
         full = list(args)
@@ -133,6 +132,16 @@ def _split_args(fun, args, argnums, what):
             full[i] = a
         return fun(*full)
     return single, nums, leaves, tree, call
+
+
+def _leaf_names(fun, args, nums) -> list:
+    names = param_names(fun)
+    leaf_names = []
+    for i in nums:
+        name = names[i] if i < len(names) else f"args[{i}]"
+        sub = tree_flatten(args[i])[0]
+        leaf_names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
+    return leaf_names
 
 
 def _zeros_for(x):

@@ -263,10 +263,15 @@ def _dot_transpose_lhs(ct, x_ndim, y, contract, batch, swap=False):
     return ops.transpose(res, _inverse_perm(x_axes))
 
 
-def _dot_vjp(ct, x, y, *, out, contract, batch):
-    ct_x = _dot_transpose_lhs(ct, x.ndim, y, contract, batch)
-    ct_y = _dot_transpose_lhs(ct, y.ndim, x, contract, batch, swap=True)
+def _dot_vjp(ct, x, y, *, out, contract, batch, active=None):
+    # (`active`: autodiff says which operands need a cotangent; the others are not computed)
+    ct_x = _dot_transpose_lhs(ct, x.ndim, y, contract, batch) if active is None or active[0] else None
+    ct_y = _dot_transpose_lhs(ct, y.ndim, x, contract, batch, swap=True) \
+        if active is None or active[1] else None
     return (ct_x, ct_y)
+
+
+_dot_vjp.accepts_active = True
 
 
 def _dot_jvp(tangents, x, y, *, out, contract, batch):
