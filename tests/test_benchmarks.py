@@ -98,12 +98,14 @@ def test_quick_timing_of_variants(tmp_path):
 
 def test_autograd_peer_matches_the_references(tmp_path):
     pytest.importorskip("autograd")
-    _, doc = run_bench(tmp_path, "--check-only", "--only", "eager_many_ops,inline_grad,odeint",
+    _, doc = run_bench(tmp_path, "--check-only", "--only", "eager_many_ops,inline_grad,odeint,tracing",
                        "--peers", "autograd", compile="never", quick=False, peers=True)
     ag = [r for r in doc["results"] if r["impl"] == "autograd"]
-    assert len(ag) == 3
+    assert len(ag) == 4
     for rec in ag:
         assert rec["status"] == "ok" and rec["check"] == "ok", rec
+    tr = [r for r in doc["results"] if r["impl"] == "tracegrad" and r["workload"] == "tracing"]
+    assert len(tr) == 1 and tr[0]["status"] == "ok" and tr[0]["check"] == "ok", tr
 
 
 def test_references_against_finite_differences():

@@ -305,3 +305,30 @@ def test_in_place_update_of_a_closed_over_array_is_an_error_on_every_path():
     with pytest.raises(TypeError, match="returned value"), tg.eager():
         tg.jit(f)(X)
     np.testing.assert_array_equal(c, np.ones(5))
+
+
+@both_tiers
+def test_repeated_calls_take_a_shortcut_that_notices_every_change(compiled, monkeypatch):
+    mod = sys.modules[__name__]
+    W = np.ones(5)
+    g = tg.grad(lambda x: np.sum(W * np.sin(x)) * SCALE + np.sum(TABLE * x))
+    want = lambda: W * np.cos(X) * mod.SCALE + mod.TABLE                 # noqa: E731
+    for _ in range(4):                                                   # (a shortcut after two)
+        np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    assert g._fast is not None
+    W[:] = 2.0                                                           # in place
+    np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    W = np.full(5, -1.0)                                                 # rebound cell
+    np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    monkeypatch.setattr(mod, "TABLE", mod.TABLE * 3)                     # rebound global
+    np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    x32 = X.astype(np.float32)                                           # another signature
+    assert g(x32).dtype == np.float32
+    np.testing.assert_allclose(g(x32), want(), rtol=1e-5)
+    with tg.eager():
+        np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    with tg.detect_anomaly():
+        np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+        with pytest.raises(tg.AnomalyError), np.errstate(all="ignore"):
+            tg.grad(lambda x: np.sum(np.log(x - 2.0)))(X)
+    assert g.cache_info().hits >= 4
