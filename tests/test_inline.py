@@ -332,3 +332,14 @@ def test_repeated_calls_take_a_shortcut_that_notices_every_change(compiled, monk
         with pytest.raises(tg.AnomalyError), np.errstate(all="ignore"):
             tg.grad(lambda x: np.sum(np.log(x - 2.0)))(X)
     assert g.cache_info().hits >= 4
+
+
+def test_a_closure_value_changing_every_call_stops_native_compilation(monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_COMPILE", "background")
+    for k in range(12):
+        c = 0.5 + k
+        g = tg.grad(lambda x: np.sum(np.sin(x) * c))
+        np.testing.assert_allclose(g(X), c * np.cos(X), rtol=1e-13)
+    tiers = [(e.tier, e.why) for e in g.cache_info().entries]
+    assert len(tiers) == 12
+    assert all(t == "interpreted" and "traced 8+ times" in w for t, w in tiers[8:])

@@ -44,6 +44,7 @@ _MISS = env_plan.MISS
 _ARGS = object()         # separates the environment from the arguments in a key
 _FUNC = type(lambda: None)
 _TKEYS: dict = {}        # transform description -> small int (keys hash an int, not a nested tuple)
+CHURN = 8                # traces of one function for one signature after which it is not compiled
 
 
 def param_names(fun) -> list:
@@ -387,7 +388,13 @@ class Staged:
         if not self._reasons:
             self._reasons = []
         self._reasons.append(self._why(sig, family, names, env, env_key))
-        entry = self._trace(sig, env, rec)
+        # A function traced again and again for the same arguments (a closed-over value changing at
+        # every call) is not compiled natively any more: each compile would be used once.
+        churn = sum(e.sig_key == sig.key for e in trace_cache.family_entries(family)) >= CHURN
+        entry = self._trace(sig, env, rec, mode="never" if churn else None)
+        if churn and getattr(entry, "why", None) == "compile='never'":
+            entry.why = (f"not compiled: traced {CHURN}+ times for these arguments, what the function "
+                         f"reads changing every time (pass a changing value as an argument)")
         trace_cache.prepare(entry, family, sig.key, names, env_key)
         entry.env_shapes = [(a.shape, a.dtype) for a in env]
         if self.freeze_closure:           # constants by identity (the IR holds them)
