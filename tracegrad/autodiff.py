@@ -30,7 +30,8 @@ def _accumulate(ct_env: dict, var: Var, ct):
     if aval.dtype.kind != "f":
         return
     if not (isinstance(ct, Tracer) and ct.node.aval is aval) and \
-            not (type(ct) is _ND and ct.shape == aval.shape and ct.dtype is aval.dtype):
+            not ((type(ct) is _ND or isinstance(ct, np.generic)) and ct.shape == aval.shape
+                 and ct.dtype is aval.dtype):
         # (the usual cases, a tracer or an array of the variable's aval, need nothing)
         ct = ops.sum_to_shape(ct, aval.shape)
         if ops.dtype_of(ct) != aval.dtype:

@@ -298,7 +298,7 @@ def size_of(x) -> int:
 
 
 def reshape(x, shape):
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(map(int, shape))
     if shape_of(x) == shape:
         return x
     if not isinstance(x, Tracer):   # a constant stays a constant
@@ -307,7 +307,7 @@ def reshape(x, shape):
 
 
 def broadcast_to(x, shape):
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(map(int, shape))
     if shape_of(x) == shape:
         return x
     if not isinstance(x, Tracer) and np.size(x) == 1:   # broadcast the scalar literal itself
@@ -334,7 +334,7 @@ def reduce_sum(x, axes): return reduce(P.reduce_sum_p, x, axes)
 
 def expand_to_reduced(y, in_shape, axes):
     """Reshape a reduction's result (axes dropped) back to keepdims form, ready to broadcast."""
-    kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
+    kept = tuple([1 if i in axes else d for i, d in enumerate(in_shape)])
     return reshape(y, kept)
 
 
@@ -355,11 +355,13 @@ def full(shape, value, dtype):
 
 
 def zeros_like(x):
-    return full(shape_of(x), 0, np.asarray(np.zeros((), dtype_of(x))).dtype)
+    dt = dtype_of(x)
+    return broadcast_to(dt.type(0), shape_of(x))
 
 
 def ones_like(x):
-    return full(shape_of(x), 1, np.asarray(np.zeros((), dtype_of(x))).dtype)
+    dt = dtype_of(x)
+    return broadcast_to(dt.type(1), shape_of(x))
 
 
 def slice_(x, start, limit, strides=None):

@@ -15,7 +15,7 @@ from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, param_names
 from .staged_vjp import StagedVJP
-from .trace import Tracer, aval_of, current_builder, no_trace, read, trace_child
+from .trace import Tracer, _builder, aval_of, current_builder, read, trace_child
 
 
 # ---------------------------------------------------------------- cores (run inside a builder)
@@ -65,9 +65,12 @@ class _Traced:
             if isinstance(var, Lit) or ct is None:
                 continue
             out_cts[var] = ct if var not in out_cts else ops.add(out_cts[var], ct)
-        if self.on_values:
-            with no_trace():
+        if self.on_values:             # (no_trace(), without a generator)
+            token = _builder.set(None)
+            try:
                 return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
+            finally:
+                _builder.reset(token)
         return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
 
     def forward(self, tangents_flat):
@@ -151,7 +154,7 @@ def _zeros_for(x):
 def _value_and_grad_core(fun, argnums, has_aux, args, what):
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, what)
     tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
-    if tr.n_out != 1 or tree_unflatten(tr.out_tree, [0]) != 0:
+    if tr.n_out != 1 or tr.out_tree.nodetype is not None:       # (one leaf, not in a container)
         raise TypeError(f"{what} requires a function returning one scalar, got a "
                         f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
     out = tr.outs[0]

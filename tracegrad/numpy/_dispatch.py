@@ -129,7 +129,18 @@ def array_function(self, func, types, args, kwargs):
             f"{_np_name(func)} is not supported on traced values by tracegrad (no rule), called at "
             f"{user_source(3)}. Use a tracegrad.numpy function that is, or wrap NumPy code in "
             f"tg.pure_callback.")
-    return impl(*args, **kwargs)
+    if _source.get() is not None:
+        return impl(*args, **kwargs)
+    # A traced operand is certain here: the implementation directly (with the wrapper's errors),
+    # its equations attributed to the caller's line, found once (NumPy's dispatch is C: the caller
+    # is one frame up; none of these functions calls back into user code).
+    token = _source.set((caller_source(2), None))
+    try:
+        return _strong(impl._tracegrad_impl(*args, **kwargs))
+    except (ValueError, TypeError, IndexError) as e:
+        raise_with_line(e, impl.__name__)
+    finally:
+        _source.reset(token)
 
 
 def _register_scipy() -> bool:

@@ -42,7 +42,15 @@ def _broadcast_shape(x, *, shape):
     return Aval(shape, x.dtype)
 
 
-defimpl(P.broadcast_to_p, lambda x, *, shape: np.broadcast_to(x, shape))
+def _broadcast_impl(x, *, shape):
+    # A scalar spread over a small shape: a filled array (np.broadcast_to costs microseconds);
+    # otherwise the read-only broadcast view.
+    if np.ndim(x) == 0 and math.prod(shape) <= 1024:
+        return np.full(shape, x, dtype=np.asarray(x).dtype)
+    return np.broadcast_to(x, shape)
+
+
+defimpl(P.broadcast_to_p, _broadcast_impl)
 defshape(P.broadcast_to_p, _broadcast_shape)
 defvjp(P.broadcast_to_p, lambda ct, x, *, out, shape: (ops.sum_to_shape(ct, x.shape),))
 defjvp(P.broadcast_to_p, lambda tangents, x, *, out, shape: ops.broadcast_to(tangents[0], shape))
