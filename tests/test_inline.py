@@ -343,3 +343,13 @@ def test_a_closure_value_changing_every_call_stops_native_compilation(monkeypatc
     tiers = [(e.tier, e.why) for e in g.cache_info().entries]
     assert len(tiers) == 12
     assert all(t == "interpreted" and "traced 8+ times" in w for t, w in tiers[8:])
+
+
+def test_frozen_scalars_are_never_taken_for_another_array():
+    # 0-d arrays are baked into the trace as literals under freeze_closure: the entry must go when
+    # its array does, so a new array at the same address is a new trace (not the old literal)
+    for k in range(50):
+        c = np.array(float(k))
+        f = tg.jit(lambda x: x / c, freeze_closure=True)
+        np.testing.assert_allclose(f(X), X / k if k else X / np.float64(0.0))
+        del c, f

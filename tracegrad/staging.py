@@ -359,15 +359,20 @@ class Staged:
             entry = self._make(sig, gkey, gw, env)
         else:
             self._hits += 1
-        self._keep(key, entry, w.objs)
+        self._keep(key, entry, self._watched(w, env))
         if traced:        # the trace changed what the function reads (see _make): key that too
             leaves, after = [], [self._tk, anomaly_enabled(), compile_env()]
             w2 = self._walk(leaves, after)
             after.append(_ARGS)
             _flat_signature(args, leaves, after)
             if tuple(after) != key:
-                self._keep(tuple(after), entry, w2.objs)
+                self._keep(tuple(after), entry, self._watched(w2, leaves[:len(env)]))
         return entry
+
+    def _watched(self, walker, env) -> list:
+        """The objects whose death drops an entry: the walk's identity-keyed ones, and frozen
+        arrays (compared by identity: watched, so that an id is never another array's)."""
+        return walker.objs + list(env) if self.freeze_closure else walker.objs
 
     def _keep(self, key, entry, objs):
         if isinstance(entry, _EagerEntry):
@@ -403,13 +408,14 @@ class Staged:
             entry.guard = trace_cache.content_guard(len(env), env)
         elif entry.ir is not None and trace_cache.captures_callables(entry.ir):
             entry.guard = trace_cache.identity_guard(w.mutable)
-        self._keep(key, entry, w.objs)
+        self._keep(key, entry, self._watched(w, env))
         # A function that changes its own environment while traced (appends to a closed-over list,
         # counts its traces in a `nonlocal`) does so only when traced: its next call finds the
         # environment as the trace left it, so the entry is keyed by that state too.
-        w2, after = self._general_key(sig, [])
+        env2 = []
+        w2, after = self._general_key(sig, env2)
         if after != key:
-            self._keep(after, entry, w2.objs)
+            self._keep(after, entry, self._watched(w2, env2))
         return entry
 
     def _trace(self, sig, env, rec, mode=None):
