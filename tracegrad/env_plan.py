@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from . import environment as env
-from .environment import (ARRAY, EMPTY, FUNCTION, IDENTITY, MISSING, SEEN, USER, VALUE, WALKERS,
+from .environment import (MISSING, USER, VALUE, WALKERS,
                           Walker, _FUNC, _METHOD, _MODULE, _ND, _PARTIAL, _VALUE_TYPES, _kind_of_type,
                           _memo, _plan_of, _user_module, intern)
 

@@ -19,17 +19,15 @@ order and describes it:
 So `tg.grad(h)` built twice, or a fresh `lambda z: h(z)` made by the same line, reach the same
 trace, while a rebound global, a rebound closure variable or another object in a cell is another
 key (or, for an array, another run-time input). Objects keyed by identity are only referenced
-weakly: `watch` drops every cache entry naming one when it dies (objects that cannot be weakly
-referenced, such as ufuncs, are kept alive by the entry instead). Code objects are identity keys too.
+weakly: trace_cache.watch drops every cache entry naming one when it dies (objects that cannot be
+weakly referenced, such as ufuncs, are kept alive by the entry instead). Code objects too.
 
-`Record` is the slow-path walk a trace needs beyond the key: where each array sits, so that during
-the trace the slot holds the array's tracer (`substituted`) and plain NumPy code applied to it
-(`W.T`, `W * 2`) is recorded rather than computed once; and a name per array for messages.
-The walk gives up (`TooLarge`) past `BUDGET` nodes; the caller then keys on the function object.
+With a `substitution.Record` the walk also notes where each array sits (the slow path of a trace:
+see substitution.py). The walk gives up (`TooLarge`) past `BUDGET` nodes; the caller then keys on
+the function object.
 """
 from __future__ import annotations
 
-import contextlib
 import dis
 import functools
 import itertools
@@ -135,7 +133,7 @@ def _global_loads(c):
             elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and prev is not None:
                 yield prev, ins.argval
                 prev = None
-            elif ins.opname != "CACHE":
+            elif ins.opname not in ("CACHE", "EXTENDED_ARG"):
                 prev = None
         return
     code, names = c.co_code, c.co_names
@@ -153,9 +151,12 @@ def _global_loads(c):
         j = k + 1
         while j < n and ops[j] == _CACHE:
             j += 1
+        ext = 0
+        while j < n and ops[j] == _EXTENDED:
+            ext = (ext | args[j]) << 8
+            j += 1
         if j < n and ops[j] in _LOAD_ATTRS:
-            arg, i, shift = args[j], j - 1, 8
-            yield name, names[arg >> attr_shift]
+            yield name, names[(ext | args[j]) >> attr_shift]
         k = ops.find(_LOAD_GLOBAL, k + 1)
 
 
@@ -449,161 +450,3 @@ def intern(static: tuple) -> int:
             _STATIC.clear()
         sid = _STATIC[static] = next(_NEXT_STATIC)
     return sid
-
-
-# ---------------------------------------------------------------- the slow-path record
-
-class Record:
-    """Where each array of a walk sits (for substitution) and what to call it (for messages)."""
-
-    def __init__(self):
-        self.slots = []          # per array slot (aliases too): its chain [(kind, container, key), ...]
-        self.names = []          # per array leaf: a readable path ("W", "params['b']", "obj.w")
-        self._chain = []
-        self._names = []
-
-    @contextlib.contextmanager
-    def at(self, slot, name, root=False):
-        self._chain.append(slot)
-        self._names.append((name, root))
-        try:
-            yield
-        finally:
-            self._chain.pop()
-            self._names.pop()
-
-    def array(self, v):
-        self.slots.append(list(self._chain))
-        self.names.append(self.path())
-
-    def alias(self):
-        self.slots.append(list(self._chain))
-
-    def path(self) -> str:
-        text = ""
-        for name, root in self._names:
-            if name.startswith((".", "[")):
-                text += name
-            else:          # a global, or a name inside another function: the path starts again
-                text = name
-        return text or "?"
-
-
-def _set(slot, value):
-    kind, container, k = slot
-    if kind == "cell":
-        container.cell_contents = value
-    elif kind == "item":
-        container[k] = value
-    elif kind == "default":
-        d = list(container.__defaults__)
-        d[k] = value
-        container.__defaults__ = tuple(d)
-    else:
-        raise TypeError(kind)
-
-
-def _get(slot):
-    kind, container, k = slot
-    if kind == "cell":
-        return container.cell_contents
-    if kind == "default":
-        return container.__defaults__[k]
-    return container[k]
-
-
-def _rebuild(t, items):
-    if type(t) is tuple:
-        return tuple(items)
-    make = getattr(type(t), "_make", None)        # a namedtuple
-    return make(items) if make is not None else None
-
-
-@contextlib.contextmanager
-def substituted(record: Record, arrays, tracers):
-    """Inside, every recorded slot holding one of `arrays` holds its tracer instead; a tuple on the
-    way is replaced by a copy holding it. Slots that cannot be written (a partial's arguments, a
-    tuple subclass) keep the array: lifting it by identity still reads it at run time."""
-    undo = []
-    by_id = {id(a): t for a, t in zip(arrays, tracers)}
-    try:
-        for chain in record.slots:
-            if not chain or chain[-1] is None:
-                continue
-            # walk up through tuples (immutable): rebuild each, set the first writable slot
-            k = len(chain) - 1
-            while k >= 0 and chain[k] is not None and chain[k][0] == "tuple":
-                k -= 1
-            if k < 0 or chain[k] is None:
-                continue
-            top = chain[k]
-            old = _get(top)
-            new = _replace(old, chain[k + 1:], by_id)
-            if new is not None and new is not old:
-                undo.append((top, old))
-                _set(top, new)
-        yield
-    finally:
-        for slot, old in reversed(undo):
-            _set(slot, old)
-
-
-def _replace(value, rest, by_id):
-    """`value` with the element reached by the tuple slots `rest` replaced by its tracer."""
-    if not rest:
-        return by_id.get(id(value), value) if type(value) is _ND else value
-    _, tup, i = rest[0]
-    if type(value) is not type(tup) or len(value) <= i:
-        return None
-    items = list(value)
-    new = _replace(items[i], rest[1:], by_id)
-    if new is None:
-        return None
-    if new is items[i]:
-        return value
-    items[i] = new
-    return _rebuild(value, items)
-
-
-# ---------------------------------------------------------------- watching identity-keyed objects
-
-_WATCHED: dict = {}     # id(obj) -> (weakref, {cache key: (entry, evict)})
-
-
-def watch(objs, key, entry, evict) -> tuple:
-    """Call `evict(key, entry)` when any of `objs` dies.
-
-    Returns (ids watched, pins): pass the ids to `unwatch` when the entry leaves the cache for
-    another reason; pins are the objects that cannot be weakly referenced (ufuncs, generators):
-    the caller keeps them alive as long as the entry, so their ids stay theirs.
-    """
-    pins, ids = [], []
-    for o in objs:
-        i = id(o)
-        w = _WATCHED.get(i)
-        if w is None or w[0]() is not o:
-            try:
-                ref = weakref.ref(o, functools.partial(_died, i))
-            except TypeError:
-                pins.append(o)
-                continue
-            w = _WATCHED[i] = (ref, {})
-        w[1][key] = (entry, evict)
-        ids.append(i)
-    return ids, pins
-
-
-def unwatch(ids, key) -> None:
-    for i in ids:
-        w = _WATCHED.get(i)
-        if w is not None:
-            w[1].pop(key, None)
-
-
-def _died(i, ref):
-    w = _WATCHED.get(i)
-    if w is None or w[0] is not ref:
-        return
-    del _WATCHED[i]
-    for key, (entry, evict) in list(w[1].items()):
-        evict(key, entry)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .ir import IR, Aval, Lit, Var, dce
+from .ir import IR, Aval, Var, dce
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, unwrap_output
 from .tiers import Entry

@@ -16,9 +16,10 @@ the mutable containers the function reads, since those callables may refer to th
 """
 from __future__ import annotations
 
-import numpy as np
+import functools
+import weakref
 
-from .environment import unwatch, watch
+import numpy as np
 
 MAX_ENTRIES = 2048
 ENTRIES: dict = {}      # the cache (documented above); read directly on the hot path
@@ -108,3 +109,47 @@ def captures_callables(ir) -> bool:
                 if any(isinstance(s, IR) and captures_callables(s) for s in subs):
                     return True
     return False
+
+
+# ---------------------------------------------------------------- watching identity-keyed objects
+
+_WATCHED: dict = {}     # id(obj) -> (weakref, {cache key: (entry, evict)})
+
+
+def watch(objs, key, entry, evict) -> tuple:
+    """Call `evict(key, entry)` when any of `objs` dies.
+
+    Returns (ids watched, pins): pass the ids to `unwatch` when the entry leaves the cache for
+    another reason; pins are the objects that cannot be weakly referenced (ufuncs, generators):
+    the caller keeps them alive as long as the entry, so their ids stay theirs.
+    """
+    pins, ids = [], []
+    for o in objs:
+        i = id(o)
+        w = _WATCHED.get(i)
+        if w is None or w[0]() is not o:
+            try:
+                ref = weakref.ref(o, functools.partial(_died, i))
+            except TypeError:
+                pins.append(o)
+                continue
+            w = _WATCHED[i] = (ref, {})
+        w[1][key] = (entry, evict)
+        ids.append(i)
+    return ids, pins
+
+
+def unwatch(ids, key) -> None:
+    for i in ids:
+        w = _WATCHED.get(i)
+        if w is not None:
+            w[1].pop(key, None)
+
+
+def _died(i, ref):
+    w = _WATCHED.get(i)
+    if w is None or w[0] is not ref:
+        return
+    del _WATCHED[i]
+    for key, (entry, evict) in list(w[1].items()):
+        evict(key, entry)

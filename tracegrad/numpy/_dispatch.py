@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from ..errors import TracerError, caller_source, user_source
-from ..trace import Tracer, _source, bind, bind_at
+from ..trace import Tracer, _source, bind_at
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
 UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
