@@ -1,8 +1,9 @@
 """How one traced signature runs: at once on the interpreter tier, then natively once compiled.
 
 An `Entry` holds a signature's IR and the callable that currently runs it. The interpreter tier
-(`interpret.runner`: the IR as straight-line NumPy code) answers the first call at once. Native
-code is built according to the compile mode:
+(`interpret.runner`: the IR's equations run with their NumPy impls; straight-line generated code
+after a few calls) answers the first call at once. Native code is built from the simplified IR
+(`compiled_ir`) according to the compile mode:
   "background"  (default) a thread prepares the kernels and hands them to the compiler's worker
                 processes; when they are built it loads them and swaps the entry's callable, so
                 the switch happens at a call boundary. The caller never waits.
