@@ -7,7 +7,9 @@ of a list or dict, an attribute of an object (environment.walk visits them in or
 tracers)` puts each array's tracer in its slots for the duration of the trace (a tuple on the way
 is replaced by a copy holding the tracer) and puts the arrays back after. So plain NumPy code
 applied to `W` inside the function (`W.T`, `W * 2`, `W[0]`) is recorded on the tracer, never
-computed once into a constant, and the trace reads `W` at every call.
+computed once into a constant, and the trace reads `W` at every call. (While a function is being
+traced, another thread reading the same global or cell would see the tracer: tracing is on the
+first call of a signature only.)
 """
 from __future__ import annotations
 
