@@ -149,13 +149,13 @@ def promote(*xs):
             if ty is _ND:
                 if y.ndim and y.dtype is d:
                     return [x, y]
-            elif ty is float and d.kind == "f":           # a weak Python float: the array's dtype
+            elif (ty is float or ty is int) and d.kind == "f":   # a weak Python number: the array's dtype
                 return [x, d.type(y)]
             elif isinstance(y, np.generic) and y.dtype is d:
                 return [x, y]
         elif ty is _ND and y.ndim:
             d = y.dtype
-            if tx is float and d.kind == "f":
+            if (tx is float or tx is int) and d.kind == "f":
                 return [d.type(x), y]
             if isinstance(x, np.generic) and x.dtype is d:
                 return [x, y]

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from .config import _anomaly_get, anomaly_enabled
+from .config import _K_NANS, _anomaly_get, _env_flag, _get_raw, anomaly_enabled
 from .errors import MissingRuleError, TracerError, check_finite, user_source
 from .ir import IR, Aval, Eqn, Lit, Var, scalar_lit
 from .primitives import impl_rules, shape_rules
@@ -348,8 +348,8 @@ def bind(prim, *args, **params):
     if _builder_get() is None:       # no trace: the impl runs (what bind_at does, without the hops)
         impl = impl_rules.get(prim) or impl_of(prim)
         out = impl(*args, **params) if params else impl(*args)
-        a = _anomaly_get()
-        if a or (a is None and anomaly_enabled()):
+        a = _anomaly_get()        # (anomaly_enabled(), inlined: this runs for every operation)
+        if a or (a is None and (r := _get_raw(_K_NANS)) is not None and _env_flag(r)):
             src, fwd_src = _source.get() or (user_source(2), None)
             check_finite(prim.name, src, fwd_src, args, out if prim.multiple_results else (out,))
         return out
@@ -442,7 +442,7 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
             values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
                             else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
         a = _anomaly_get()
-        if a or (a is None and anomaly_enabled()):
+        if a or (a is None and (r := _get_raw(_K_NANS)) is not None and _env_flag(r)):
             check_finite(prim.name, src, fwd_src, ins, values)
     if not prim.multiple_results:                   # (the common case, without the loops)
         v = Var(out_avals[0])
