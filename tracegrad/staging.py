@@ -16,9 +16,13 @@ constants, and that entry checks their contents on every call (a change traces a
 `tg.jit(f, freeze_closure=True)` asks for constants: closed-over arrays are keyed by identity and
 baked in (the compiler may specialise on them); mutating one in place is then not seen.
 
-This module owns that dispatch, `cache_info()`, `lower().compile()`, and the eager fallback: a
-function the user did not explicitly `tg.jit` that meets a value-dependent construct while being
-traced (a Python `if` on a traced value) runs in eager mode instead, with one warning.
+A call computes its key with the function's environment plan (env_plan.py: the walk compiled per
+code object) and its arguments' flat signature; a staged object called again with the same
+environment and signature takes a shortcut generated for it (`_make_mono`), which checks exactly
+that and calls the entry. This module owns that dispatch and the eager fallback: a function the user
+did not explicitly `tg.jit` that meets a value-dependent construct while being traced (a Python `if`
+on a traced value) runs in eager mode instead, with one warning. `cache_info()` and
+`lower().compile()`: introspect.py.
 """
 from __future__ import annotations
 
