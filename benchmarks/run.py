@@ -10,7 +10,7 @@
 Workloads (see the README beside this file), in four sections:
   compiled:    small_mlp, mnist_mlp, chain, pendulum, pendulum_while, dispatch, compile
   eager:       eager_small_mlp, eager_pendulum, eager_many_ops        (`with tg.eager():`)
-  transforms:  inline_grad, odeint                   (transforms called per call / per step)
+  transforms:  inline_grad, odeint, tracing          (transforms called per call / per step; tracing cost)
   vmap:        per_example_grads, jacrev_tanh
 Peers: a hand-written Numba version (always, Numba is a dependency of tracegrad), JAX, PyTorch eager
 and HIPS autograd when they are installed (`pip install -e .[bench]`).

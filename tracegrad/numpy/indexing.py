@@ -461,7 +461,7 @@ def take_along_axis(arr, indices, axis=-1):
         raise IndexError("`indices` must be an integer array")
     if axis is None:
         if ops.ndim_of(idx) != 1:
-            raise ValueError(f"when axis=None, `indices` must have a single dimension.")
+            raise ValueError("when axis=None, `indices` must have a single dimension.")
         arr = ops.reshape(arr, (int(np.prod(ops.shape_of(arr), dtype=np.int64)),))
         axis = 0
     (axis,) = ops.normalize_axes(axis, ops.ndim_of(arr))
