@@ -334,6 +334,38 @@ def test_repeated_calls_take_a_shortcut_that_notices_every_change(compiled, monk
     assert g.cache_info().hits >= 4
 
 
+@both_tiers
+def test_objects_built_per_call_share_a_shortcut_that_notices_every_change(compiled, monkeypatch):
+    """`tg.grad(lambda ...)(x)` written inline: a fresh function and transform object per call, one
+    shortcut shared through the code object, checked against the new function's own environment."""
+    mod = sys.modules[__name__]
+    W = np.ones(5)
+    c = 1.0
+
+    def make():
+        return tg.grad(lambda x: np.sum(W * np.sin(x)) * c + np.sum(TABLE * x))
+    step = lambda: make()(X)                                             # noqa: E731
+    want = lambda: W * np.cos(X) * c + mod.TABLE                         # noqa: E731
+    for _ in range(3):
+        np.testing.assert_allclose(step(), want(), rtol=1e-13)
+    g = make()
+    np.testing.assert_allclose(g(X), want(), rtol=1e-13)
+    assert g._fast is not None and g.cache_info().hits == 1              # adopted on its first call
+    W[:] = 2.0                                                           # in place
+    np.testing.assert_allclose(step(), want(), rtol=1e-13)
+    W = np.full(5, -1.0)                                                 # rebound cell
+    np.testing.assert_allclose(step(), want(), rtol=1e-13)
+    c = 3.0                                                              # a new scalar: a new trace
+    np.testing.assert_allclose(step(), want(), rtol=1e-13)
+    monkeypatch.setattr(mod, "TABLE", mod.TABLE * 3)                     # rebound global
+    np.testing.assert_allclose(step(), want(), rtol=1e-13)
+    got = make()(X.astype(np.float32))                                   # another signature
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want(), rtol=1e-5)
+    W = [np.full(5, 0.5)]                                                # another structure
+    np.testing.assert_allclose(step(), 0.5 * np.cos(X) * c + mod.TABLE, rtol=1e-13)
+
+
 def test_a_closure_value_changing_every_call_stops_native_compilation(monkeypatch):
     monkeypatch.setenv("TRACEGRAD_COMPILE", "background")
     for k in range(12):

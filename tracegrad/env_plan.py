@@ -19,6 +19,7 @@ function whose structure keeps changing is re-planned a few times, then walked g
 from __future__ import annotations
 
 import re
+import weakref
 
 import numpy as np
 
@@ -29,7 +30,10 @@ from .environment import (MISSING, USER, VALUE, WALKERS,
 
 MAX_REPLANS = 4
 MISSES_BEFORE_REPLAN = 16
-_PLANS: dict = {}         # id(code) -> ([plan or None, misses, replans], weakref): see module doc
+MAX_SHARED_SHORTCUTS = 16   # call shortcuts made per code object for transform objects built per call
+# id(code) -> ([plan or None, misses, replans, {transform key: shared call shortcut}, shortcuts left],
+# weakref): see the module doc and staging.Staged._call
+_PLANS: dict = {}
 
 
 class NoPlan(Exception):
@@ -76,9 +80,10 @@ class _Planner:
         return False
 
     def identity(self, v, x):
-        # (a shortcut holds the object itself: it belongs to one staged object, whose function
-        # holds it anyway; a shared plan compares ids and holds nothing)
-        self.fail_unless(f"{x} is {self.const(v)}" if self.mono else f"id({x}) == {id(v)}")
+        # Compared by id, holding nothing: an identity-keyed object is watched by the trace cache
+        # (its entries go, and EPOCH moves, when it dies) or pinned by the entry that keys on it,
+        # so a live object with a dead one's id never reaches that dead one's entry.
+        self.fail_unless(f"id({x}) == {id(v)}")
 
     def visit(self, v, x):
         t = type(v)
@@ -164,10 +169,7 @@ class _Planner:
         if plan.library:
             self.identity(f, x)
             return
-        if self.mono:
-            self.fail_unless(f"type({x}) is FUNC and {x}.__code__ is {self.const(code)}")
-        else:
-            self.fail_unless(f"type({x}) is FUNC and id({x}.__code__) == {id(code)}")
+        self.fail_unless(f"type({x}) is FUNC and id({x}.__code__) == {id(code)}")
         defaults = f.__defaults__
         d = self.var()
         self.emit(f"{d} = {x}.__defaults__")
@@ -301,11 +303,13 @@ def _make(fn):
 
 
 def mono_for(fn, args, entry, guards):
-    """A function `fast(args)` for staged calls of `fn` itself with `entry`: `entry`'s result when
-    `guards` hold (the names and values of `MONO_GUARDS`'s parts) and `fn`'s environment and `args`
-    match what they are now (structure, and every array's shape and dtype); `MISS` otherwise. None
-    when not plannable. (`fn`, its globals and `entry` are constants: it belongs to one staged
-    object, which counts its hits in `guards["hits"]`.)"""
+    """A function `fast(args, s)` for calls of a staged object `s` whose target is `fn` or any
+    function made from the same code, with `entry`: `entry`'s result when `guards` hold (builder,
+    call mode, cache epoch) and the target's environment and `args` match what `fn`'s and `args`
+    are now (structure, identities by id, values, every array's shape and dtype); `MISS`
+    otherwise. None when not plannable. It holds no user object (nor the entry, weakly held), so
+    every staged object of the same code and transform may share it (staging keeps it in the
+    code's plan state); a hit counts in `s._hits`."""
     p = _Planner(mono=True)
     try:
         arg_vars = [p.var() for _ in args]
@@ -326,13 +330,18 @@ def mono_for(fn, args, entry, guards):
     tree = getattr(entry, "out_tree", None)
     single = tree is not None and tree.nodetype is None         # entry.finish(outs) is outs[0]
     result = f"E.run({leaves})[0]" if single else f"E.finish(E.run({leaves}))"
-    src = ("def fast(args, f=F):\n"
+    # (the entry is held weakly: an evicted entry moves EPOCH, and must not be kept alive by this)
+    src = ("def fast(args, s):\n"
            "    if builder() is not None or EPOCH[0] != EPOCH0 or call_mode() != MODE:\n"
            "        return MISS\n"
+           "    E = ER()\n"
+           "    if E is None:\n"
+           "        return MISS\n"
+           "    f = s.target\n"
            "    try:\n" + "\n".join(body) + "\n    except Exception:\n        return MISS\n"
-           f"    HITS[0] += 1\n    return {result}\n")
+           f"    s._hits += 1\n    return {result}\n")
     glob = dict(p.consts)
-    glob.update(guards, asarray=np.asarray, F=fn, E=entry, MISS=MISS)
+    glob.update(guards, asarray=np.asarray, ER=weakref.ref(entry), MISS=MISS)
     exec(compile(src, f"<tracegrad call shortcut of {getattr(fn, '__qualname__', '?')}>", "exec"), glob)
     fast = glob["fast"]
     fast.source = src
@@ -369,7 +378,7 @@ def plan_for(fn):
     code = fn.__code__
     hit = _PLANS.get(id(code))
     if hit is None:
-        state = _memo(_PLANS, code, [_make(fn), 0, 0])
+        state = _memo(_PLANS, code, [_make(fn), 0, 0, {}, MAX_SHARED_SHORTCUTS])
     else:
         state = hit[0]
     return state

@@ -122,7 +122,7 @@ class Introspection:
         family = (self._tk, key[2], tuple(w.key[:2]))
         entries = [EntryInfo(_describe(e), e.tier, e.compile_s, e.why)
                    for e in trace_cache.family_entries(family) + list({id(e): e for e in self._eager.values()}.values())]
-        return CacheInfo(self._hits + self._fast_hits[0], len(self._reasons), list(self._reasons),
+        return CacheInfo(self._hits, len(self._reasons), list(self._reasons),
                          entries)
 
 

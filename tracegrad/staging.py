@@ -19,7 +19,9 @@ baked in (the compiler may specialise on them); mutating one in place is then no
 A call computes its key with the function's environment plan (env_plan.py: the walk compiled per
 code object) and its arguments' flat signature; a staged object called again with the same
 environment and signature takes a shortcut generated for it (`_make_mono`), which checks exactly
-that and calls the entry. This module owns that dispatch and the eager fallback: a function the user
+that and calls the entry. The shortcut holds no user object, so it is shared through the code
+object's plan state: a transform object built per call (`tg.grad(lambda z: f(z, k))(x)` in a loop)
+takes on its first call the shortcut an earlier object of the same code and transform made. This module owns that dispatch and the eager fallback: a function the user
 did not explicitly `tg.jit` that meets a value-dependent construct while being traced (a Python `if`
 on a traced value) runs in eager mode instead, with one warning. `cache_info()` and
 `lower().compile()`: introspect.py.
@@ -49,6 +51,8 @@ _MISS = env_plan.MISS
 _ARGS = object()         # separates the environment from the arguments in a key
 _FUNC = type(lambda: None)
 _TKEYS: dict = {}        # transform description -> small int (keys hash an int, not a nested tuple)
+_TKEYS_PLAIN: dict = {}  # the same for the default options, by the transform's own key (Staged.transform)
+_PLAIN = ((), (), None, False, False)
 CHURN = 8                # traces of one function for one signature after which it is not compiled
 
 
@@ -189,9 +193,12 @@ class Staged(Introspection):
     _eager = {}                     # key -> _EagerEntry: kept per object (it holds self); see _keep
     _plan = None                    # the target's environment plan (env_plan), once looked up
     _fast = None                    # the shortcut to the last calls' entry (_make_mono)
-    _fast_hits = (0,)
     _mono_budget = 4                # (re)made at most this often (a polymorphic caller walks)
     _calls = 0
+    _name = None
+    static_argnums = static_argnames = ()
+    compile = None
+    explicit = freeze_closure = False
 
     def __init__(self, fun, static_argnums=(), static_argnames=(), name=None, names_from=None,
                  compile=None, explicit=False, target=None, tkey=("jit",), freeze_closure=False):
@@ -210,10 +217,27 @@ class Staged(Introspection):
         full = (tkey, self.static_argnums, self.static_argnames, self.compile, explicit, freeze_closure)
         tk = _TKEYS.get(full)
         self._tk = tk if tk is not None else _TKEYS.setdefault(full, len(_TKEYS))
+        if full[1:] == _PLAIN and type(self) is Staged and callable(self.target):
+            _TKEYS_PLAIN.setdefault(tkey, self._tk)
         self._name = name
         wrapped = names_from or fun
         self.__wrapped__ = wrapped
         self.__doc__ = getattr(wrapped, "__doc__", None)
+
+    @classmethod
+    def transform(cls, fun, target, tkey):
+        """`cls(fun, names_from=target, target=target, tkey=tkey)` with the default options, built
+        without normalising them: transforms written inline build one object per call."""
+        tk = _TKEYS_PLAIN.get(tkey)
+        if tk is None:
+            return cls(fun, names_from=target, target=target, tkey=tkey)
+        self = object.__new__(cls)
+        self.fun = fun
+        self.target = self.__wrapped__ = target
+        self.tkey = tkey
+        self._tk = tk
+        self.__doc__ = getattr(target, "__doc__", None)
+        return self
 
     @property
     def name(self) -> str:
@@ -233,7 +257,7 @@ class Staged(Introspection):
     def __call__(self, *args, **kwargs):
         fast = self._fast
         if fast is not None and not kwargs:
-            out = fast(args)                 # the same environment and signature as last time?
+            out = fast(args, self)           # the same environment and signature as last time?
             if out is not _MISS:
                 return out
         return self._call(args, kwargs)
@@ -243,13 +267,24 @@ class Staged(Introspection):
             return self.fun(*args, **kwargs)
         if kwargs or self.static_argnums:
             return self._call_general(args, kwargs)
+        st = self._plan if self._plan is not None else self._find_plan()
+        shared_missed = False
+        if st and self._fast is None:
+            # a transform object built per call (`tg.grad(h)(x)` inline): the shortcut another
+            # object of the same code and transform made
+            shared = st[3].get(self._tk)
+            if shared is not None:
+                out = shared(args, self)
+                if out is not _MISS:
+                    self._fast = shared
+                    return out
+                shared_missed = True
         mode = call_mode()
         if mode is None:
             return self._call_eager(args)
         leaves = []
         key = [self._tk, mode[0], mode[1]]
         w = None
-        st = self._plan if self._plan is not None else self._find_plan()
         plan = st[0] if st else None
         sid = plan(self.target, leaves, key) if plan is not None else None
         if sid is None:
@@ -273,19 +308,23 @@ class Staged(Introspection):
             self._hits += 1
         if entry.guard is None and self._mono_budget > 0 and st:
             self._calls += 1
-            if self._calls >= 2:             # called again: a shortcut for the next calls
-                self._make_mono(args, entry, mode)
+            # called again, or the first call of an object built per call that found no shared
+            # shortcut (each code object makes at most MAX_SHARED_SHORTCUTS of those)
+            if self._calls >= 2 or (st[4] > 0 and (shared_missed or self._tk not in st[3])):
+                self._make_mono(args, entry, mode, st)
         return entry.finish(entry.run(*leaves))
 
-    def _make_mono(self, args, entry, mode):
-        """The shortcut for calls like this one (env_plan.mono_for)."""
+    def _make_mono(self, args, entry, mode, st):
+        """The shortcut for calls like this one (env_plan.mono_for), shared through the plan state
+        `st` with every staged object of the same code and transform."""
         self._calls = 0
         self._mono_budget -= 1
-        if type(self._fast_hits) is not list:
-            self._fast_hits = [0]
         guards = {"builder": _builder.get, "call_mode": call_mode, "EPOCH": _EPOCH,
-                  "EPOCH0": _EPOCH[0], "MODE": mode, "HITS": self._fast_hits}
+                  "EPOCH0": _EPOCH[0], "MODE": mode}
         self._fast = env_plan.mono_for(self.target, args, entry, guards)
+        if self._fast is not None:
+            st[3][self._tk] = self._fast
+            st[4] -= 1
 
     def _find_plan(self):
         """The environment plan of this object's target (False: none; walk generically)."""

@@ -186,8 +186,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     """`(value, gradient)` of a scalar-valued `fun`; with has_aux, `((value, aux), gradient)`."""
     def core(*args):
         return _value_and_grad_core(fun, argnums, has_aux, args, "value_and_grad")
-    return Staged(core, names_from=fun, target=fun,
-                  tkey=("value_and_grad", _nums_key(argnums), bool(has_aux)))
+    return Staged.transform(core, fun, ("value_and_grad", _nums_key(argnums), bool(has_aux)))
 
 
 def grad(fun=None, argnums=0, has_aux=False):
@@ -198,7 +197,7 @@ def grad(fun=None, argnums=0, has_aux=False):
     def core(*args):
         value, g = _value_and_grad_core(fun, argnums, has_aux, args, "grad")
         return (g, value[1]) if has_aux else g
-    return Staged(core, names_from=fun, target=fun, tkey=("grad", _nums_key(argnums), bool(has_aux)))
+    return Staged.transform(core, fun, ("grad", _nums_key(argnums), bool(has_aux)))
 
 
 # ---------------------------------------------------------------- vjp / jvp
