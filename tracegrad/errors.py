@@ -102,6 +102,15 @@ def check_finite(prim_name: str, src: str, fwd_src, ins, outs) -> None:
                                detail)
 
 
+def slice_length_message(start, stop, n, *, size, length, step, axis, src) -> str:
+    """The IndexError of a slice with traced bounds (primitive `slice_start`) that NumPy would give
+    `n` elements instead of its static `length`; the impl and the compiled lowering both say this."""
+    return (f"slice {start}:{stop}{'' if step == 1 else f':{step}'} of axis {axis} with size {size} "
+            f"selects {n} elements, but this slice with traced bounds has the static length {length}: "
+            f"its bounds must lie within the axis, both counted from the start or both from the end"
+            f"\n  at {src}")
+
+
 class EagerFallbackWarning(UserWarning):
     """A function compiled implicitly (by grad and friends, not tg.jit) ran in eager mode instead:
     it met a value-dependent construct while being traced."""

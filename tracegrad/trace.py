@@ -188,6 +188,8 @@ class Builder:
         # closed-over arrays are run-time inputs; children inherit it)
         self.env = None if self.parent is None else self.parent.env
         self.final = False      # a root whose equations nothing differentiates (eager top level)
+        self._producers: dict = {}      # Var -> the recorded equation computing it (see producer)
+        self._n_indexed = 0
 
     def __enter__(self):
         self._token = _builder.set(self)
@@ -265,6 +267,29 @@ class Builder:
             if e.outs and e.outs[0] is first:
                 same = len(e.outs) == len(outs) and all(v is o.node for v, o in zip(e.outs, outs))
                 return idx if same else None
+        return None
+
+    # ------------------------------------------------------------ looking back at what was recorded
+
+    def producer(self, v: Var):
+        """The recorded equation of this builder that computes `v` (None for an input, a capture or
+        a constant). Equations are only ever appended (or extended in place, keeping their inputs),
+        so the index is extended lazily."""
+        eqns = self.eqns
+        if self._n_indexed < len(eqns):
+            index = self._producers
+            for e in eqns[self._n_indexed:]:
+                for o in e.outs:
+                    index[o] = e
+            self._n_indexed = len(eqns)
+        return self._producers.get(v)
+
+    def captured_tracer(self, v: Var):
+        """The enclosing builder's tracer that the implicit input `v` stands for (None if `v` is
+        not one)."""
+        for cv, t in zip(self.capture_vars, self.captured):
+            if cv is v:
+                return t
         return None
 
     def new_input(self, aval: Aval, value=None) -> Tracer:
