@@ -10,6 +10,7 @@ and inv (from triangular_solve), det of a singular matrix is 0. The result named
 from __future__ import annotations
 
 import builtins
+import functools
 
 import numpy as np
 from numpy.linalg import LinAlgError  # noqa: F401  (re-exported as np.linalg does)
@@ -19,6 +20,7 @@ from .. import ops_indexing
 from .. import ops_linalg
 from .. import primitives as P
 from ..pytree import _registry, register_pytree_node
+from ..rules.linalg import eigh_jvp
 from ..trace import Tracer
 from . import contractions, products
 from ._dispatch import numpy_function
@@ -103,13 +105,125 @@ def inv(a):
     return _lu_solve(_lu_parts(a), eye)
 
 
-@numpy_function(_L.det)
-def det(a):
-    a = _float(a)
-    _square(a, "det")
+def _det_value(a):
     lu, piv, _, _, _ = _lu_parts(a)
     d = ops.reduce(P.reduce_prod_p, ops_linalg.diag_part(lu), (ops.ndim_of(lu) - 2,))
     return ops.mul(_parity_sign(piv, ops.dtype_of(lu)), d)
+
+
+def _const(x, value):
+    return np.asarray(value, ops.dtype_of(x))[()]
+
+
+def _expand2(x):
+    return ops.reshape(x, tuple(ops.shape_of(x)) + (1, 1))
+
+
+def _prod_except(s, drop):
+    """s (..., n) -> the products of s over l, for each entry of the boolean mask `drop` (n^k, n)
+    leaving out the l where drop[..., l] is True: no division, exact at zeros."""
+    lead = tuple(ops.shape_of(s)[:-1])
+    n = ops.shape_of(s)[-1]
+    k = drop.ndim - 1
+    tiled = ops.broadcast_to(ops.reshape(s, lead + (1,) * k + (n,)), lead + drop.shape)
+    return ops.reduce(P.reduce_prod_p, ops.select(drop, ops.ones_like(tiled), tiled), (len(lead) + k,))
+
+
+def _svd_side(a, singular):
+    """The SVD of each singular matrix of `a` (of a fixed matrix with distinct singular values
+    elsewhere, so that the unused branch never produces NaN derivatives):
+    (sign det(U) det(V), U, s, V, prod of s without l, prod of s without l and m)."""
+    n = ops.shape_of(a)[-1]
+    dt = ops.dtype_of(a)
+    safe = np.diag(np.arange(1, n + 1, dtype=dt))
+    u, s, vh = ops_linalg.svd(ops.select(singular, a, safe), False)
+    # det(U) det(V) = +-1 is locally constant: its derivative is exactly zero
+    sign = _expand2(ops.stop_gradient(ops.sign(_det_value(ops_linalg.bmm(u, vh)))))
+    eye = np.eye(n, dtype=bool)
+    others = _prod_except(s, eye)                                     # pi_i = prod_{l != i} s_l
+    pair = _prod_except(s, eye[:, None, :] | eye[None, :, :])         # Q_ij = prod_{l != i, j} s_l
+    return sign, u, s, ops_linalg.mT(vh), others, pair
+
+
+def _adjugate_value(a):
+    """adj(a) (adj(a) a = det(a) I) for every square matrix, singular ones included: det(a) a^-1
+    from the LU where no pivot is zero, s V diag(prod_{l != i} s_l) U^T from the SVD elsewhere."""
+    n = ops.shape_of(a)[-1]
+    lu, piv, perm, l, u = _lu_parts(a)
+    singular = _expand2(ops.reduce(P.reduce_or_p, ops.compare(P.eq_p, ops_linalg.diag_part(lu), 0),
+                                   (ops.ndim_of(lu) - 2,)))
+    u_safe = ops.add(u, ops_linalg.diag_embed(ops.convert(ops.compare(
+        P.eq_p, ops_linalg.diag_part(u), 0), ops.dtype_of(u)), n, n))
+    eye = ops.broadcast_to(ops_linalg.eye(n, ops.dtype_of(a)), ops.shape_of(a))
+    by_lu = ops.mul(_expand2(_det_value(a)), _lu_solve((lu, piv, perm, l, u_safe), eye))
+    sign, uu, _, v, others, _ = _svd_side(a, singular)
+    lead = tuple(ops.shape_of(others)[:-1])
+    by_svd = ops.mul(sign, ops_linalg.bmm(ops.mul(v, ops.reshape(others, lead + (1, n))),
+                                          ops_linalg.mT(uu)))
+    return ops.select(singular, by_svd, by_lu)
+
+
+def _adjugate_jvp(primals, tangents):
+    """d adj(A)[H]. Where A is far from singular (LU pivots within a factor 1e4 of each other, so
+    the cancellation below costs at most ~eps cond^2): (tr(adj H) adj - adj H adj) / det, from adj
+    and det themselves, so that higher orders recurse through these rules (never through the LU's
+    derivative). Elsewhere, with A = U diag(s) V^T: s V X U^T, P = U^T H V,
+    X = diag(Q diag(P)) - Q o P, Q_ij = prod_{l != i, j} s_l: no division, exact at any rank."""
+    (a,), (h,) = primals, tangents
+    n = ops.shape_of(a)[-1]
+    adj, det = _adjugate()(a), _det()(a)
+    pivots = ops.unary(P.abs_p, ops_linalg.diag_part(_lu_parts(ops.stop_gradient(a))[0]))
+    last = (ops.ndim_of(pivots) - 1,)
+    spread = ops.compare(P.le_p, ops.reduce(P.reduce_min_p, pivots, last),
+                         ops.mul(ops.reduce(P.reduce_max_p, pivots, last), _const(a, 1e-4)))
+    ill = _expand2(ops.bind(P.or_p, spread, ops.compare(P.eq_p, det, 0)))
+    safe_det = ops.select(ill, ops.ones_like(_expand2(det)), _expand2(det))
+    ah = ops_linalg.bmm(adj, h)
+    tr = _expand2(ops.reduce_sum(ops_linalg.diag_part(ah), (ops.ndim_of(ah) - 2,)))
+    by_adj = ops.div(ops.sub(ops.mul(tr, adj), ops_linalg.bmm(ah, adj)), safe_det)
+    sign, u, _, v, _, q = _svd_side(a, ill)
+    p = ops_linalg.bmm(ops_linalg.mT(u), ops_linalg.bmm(h, v))
+    lead = tuple(ops.shape_of(p)[:-2])
+    qdiag = ops.reduce_sum(ops.mul(q, ops.reshape(ops_linalg.diag_part(p), lead + (1, n))),
+                           (len(lead) + 1,))
+    x = ops.sub(ops_linalg.diag_embed(qdiag, n, n), ops.mul(q, p))
+    by_svd = ops.mul(sign, ops_linalg.bmm(v, ops_linalg.bmm(x, ops_linalg.mT(u))))
+    return adj, ops.select(ill, by_svd, by_adj)
+
+
+def _det_jvp(primals, tangents):
+    """d det(A)[H] = tr(adj(A) H): defined for every matrix (the LU's derivative is not, where a
+    pivot is zero), and differentiable again through the adjugate's own rule."""
+    (a,), (h,) = primals, tangents
+    ah = ops.mul(ops_linalg.mT(_adjugate()(a)), h)
+    nd = ops.ndim_of(ah)
+    return _det()(a), ops.reduce_sum(ah, (nd - 2, nd - 1))
+
+
+@functools.cache
+def _adjugate():
+    from ..custom import custom_jvp   # (tracegrad.custom imports staging: bind lazily)
+    f = custom_jvp(_adjugate_value)
+    f.defjvp(_adjugate_jvp)
+    return f
+
+
+@functools.cache
+def _det():
+    from ..custom import custom_jvp
+    f = custom_jvp(_det_value)
+    f.defjvp(_det_jvp)
+    return f
+
+
+@numpy_function(_L.det)
+def det(a):
+    """det(a) from the LU; its derivative is tr(adj(a) da) (JAX's rule), for singular matrices too."""
+    a = _float(a)
+    _square(a, "det")
+    if ops.shape_of(a)[-1] == 0 or 0 in ops.shape_of(a):
+        return _det_value(a)
+    return _det()(a)
 
 
 @numpy_function(_L.slogdet)
@@ -133,19 +247,51 @@ def cholesky(a, /, *, upper=False):
     return ops_linalg.cholesky(ops_linalg.from_lower(a))
 
 
+def _eigh_upper_value(s):
+    dt = ops.dtype_of(s)
+    shape = tuple(ops.shape_of(s))
+    from ..custom import ShapeDtypeStruct, pure_callback
+    return tuple(pure_callback(lambda m: tuple(np.linalg.eigh(m, UPLO="U")),
+                               (ShapeDtypeStruct(shape[:-1], dt), ShapeDtypeStruct(shape, dt)), s))
+
+
+def _eigh_upper_jvp(primals, tangents):
+    (s,), (t,) = primals, tangents
+    w, v = _eigh_upper()(s)
+    return (w, v), tuple(eigh_jvp((t,), s, out=(w, v)))
+
+
+@functools.cache
+def _eigh_upper():
+    """eigh reading the upper triangle, computed by NumPy itself: LAPACK's eigenvectors for
+    UPLO='U' differ in sign from those of UPLO='L' on the same symmetric matrix, and the eigh
+    primitive (and its compiled lowering) is UPLO='L'. Its derivative is the eigh primitive's."""
+    from ..custom import custom_jvp
+    f = custom_jvp(_eigh_upper_value)
+    f.defjvp(_eigh_upper_jvp)
+    return f
+
+
 @numpy_function(_L.eigh)
 def eigh(a, UPLO="L"):
     a = _float(a)
     _square(a, "eigh")
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
+    if UPLO == "U" and 0 not in ops.shape_of(a):
+        return EighResult(*_eigh_upper()(ops_linalg.from_upper(a)))
     w, v = ops_linalg.eigh(ops_linalg.from_lower(a) if UPLO == "L" else ops_linalg.from_upper(a))
     return EighResult(w, v)
 
 
 @numpy_function(_L.eigvalsh)
 def eigvalsh(a, UPLO="L"):
-    return eigh(a, UPLO).eigenvalues
+    """Eigenvalues (no eigenvectors: the eigh primitive on the triangle UPLO names)."""
+    a = _float(a)
+    _square(a, "eigvalsh")
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return ops_linalg.eigh(ops_linalg.from_lower(a) if UPLO == "L" else ops_linalg.from_upper(a))[0]
 
 
 def _matrix(a, name):

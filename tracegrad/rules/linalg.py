@@ -52,8 +52,8 @@ def _lu_shape(a):
 def _lu_impl(a):
     a = np.asarray(a)
     n = a.shape[-1]
-    lu = a.reshape((-1, n, n)).copy()
-    nb = lu.shape[0]
+    nb = int(np.prod(a.shape[:-2], dtype=np.int64))
+    lu = a.reshape((nb, n, n)).copy()      # (nb explicit: -1 is ambiguous when n == 0)
     rows = np.arange(nb)
     perm = np.tile(np.arange(n, dtype=np.int64), (nb, 1))
     piv = np.zeros((nb, n), np.int64)
@@ -86,14 +86,33 @@ def _unpermute_rows(x, perm):
     return ops_indexing.put_along_axis_add(ops.zeros_like(x), idx, x, ops.ndim_of(x) - 2)
 
 
+def _safe_upper(u):
+    """(U with each zero pivot replaced by 1, per matrix: True where U has a zero pivot).
+
+    With a zero pivot, L and U are not differentiable (the next pivot is not even continuous), so
+    the derivative rules solve with the safe U and return NaN for those matrices: never a
+    LinAlgError from a derivative, never a finite wrong value. det differentiates through its
+    adjugate instead (tracegrad/numpy/linalg.py), which is defined for every matrix."""
+    n = ops.shape_of(u)[-1]
+    zero = ops.compare(P.eq_p, ops_linalg.diag_part(u), 0)
+    fix = ops_linalg.diag_embed(ops.convert(zero, ops.dtype_of(u)), n, n)
+    singular = ops.reduce(P.reduce_or_p, zero, (ops.ndim_of(zero) - 1,))
+    return ops.add(u, fix), ops.reshape(singular, tuple(ops.shape_of(singular)) + (1, 1))
+
+
+def _nan_where(singular, x):
+    return ops.select(singular, ops.full(ops.shape_of(x), np.nan, ops.dtype_of(x)), x)
+
+
 def _lu_jvp(tangents, a, *, out):
     (ta,) = tangents
     lu, _, perm = out
     l, u = _lu_factors(lu)
+    u_safe, singular = _safe_upper(u)
     y = ops_linalg.triangular_solve(l, _permute_rows(ta, perm), lower=True, unit_diagonal=True)
-    x = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
+    x = ops_linalg.mT(ops_linalg.triangular_solve(u_safe, ops_linalg.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
     d_lu = ops.add(ops_linalg.bmm(l, ops_linalg.tril(x, -1)), ops_linalg.bmm(ops_linalg.triu(x), u))
-    return (d_lu, None, None)
+    return (_nan_where(singular, d_lu), None, None)
 
 
 def _lu_vjp(cts, a, *, out):
@@ -102,10 +121,11 @@ def _lu_vjp(cts, a, *, out):
         return (None,)
     lu, _, perm = out
     l, u = _lu_factors(lu)
+    u_safe, singular = _safe_upper(u)
     m = ops.add(ops_linalg.tril(ops_linalg.bmm(ops_linalg.mT(l), ops_linalg.tril(ct, -1)), -1), ops_linalg.triu(ops_linalg.bmm(ops_linalg.triu(ct), ops_linalg.mT(u))))
     w = ops_linalg.triangular_solve(l, m, lower=True, transpose_a=True, unit_diagonal=True)   # L^-T m
-    z = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(w), lower=False))                            # ... U^-T
-    return (_unpermute_rows(z, perm),)
+    z = ops_linalg.mT(ops_linalg.triangular_solve(u_safe, ops_linalg.mT(w), lower=False))                            # ... U^-T
+    return (_nan_where(singular, _unpermute_rows(z, perm)),)
 
 
 defimpl(P.lu_p, _lu_impl)
@@ -226,7 +246,8 @@ def _gap_inverse(row, col, n, square=False):
     return ops.select(eye, zero, ops.div(one, ops.select(eye, one, diff)))
 
 
-def _eigh_jvp(tangents, a, *, out):
+def eigh_jvp(tangents, a, *, out):
+    """(Also the rule of tracegrad.numpy.linalg's eigh(UPLO='U'), which computes (w, v) itself.)"""
     (ta,) = tangents
     w, v = out
     n = ops.shape_of(w)[-1]
@@ -254,7 +275,7 @@ def _eigh_vjp(cts, a, *, out):
 defimpl(P.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
 defshape(P.eigh_p, _eigh_shape)
 defvjp(P.eigh_p, _eigh_vjp)
-defjvp(P.eigh_p, _eigh_jvp)
+defjvp(P.eigh_p, eigh_jvp)
 
 
 # ---------------------------------------------------------------- svd
