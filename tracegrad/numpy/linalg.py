@@ -331,6 +331,11 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
         raise ValueError("`rtol` and `rcond` can't be both set.")
     if m == 0 or n == 0:
         return ops.full(tuple(ops.shape_of(a))[:-2] + (n, m), 0, dt)
+    return _pinv_with_rule(rcond)(a)
+
+
+def _pinv_value(a, rcond):
+    dt = ops.dtype_of(a)
     u, s, vh = ops_linalg.svd(a, False)
     k = ops.ndim_of(s) - 1
     cutoff = ops.mul(np.asarray(rcond, dt)[()] if np.ndim(rcond) == 0 else np.asarray(rcond, dt)[..., None],
@@ -341,6 +346,33 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     lead = tuple(ops.shape_of(s))[:-1]
     scaled = ops.mul(ops.reshape(s_inv, lead + (ops.shape_of(s)[-1], 1)), ops_linalg.mT(u))
     return ops_linalg.bmm(ops_linalg.mT(vh), scaled)
+
+
+def _pinv_with_rule(rcond):
+    """pinv with JAX's derivative (Golub & Pereyra), from the pseudo-inverse P itself:
+    dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, the derivative along matrices
+    of the same rank. Through the SVD's rule it would divide by s_i^2 - s_j^2, wrong (not just
+    NaN) at equal singular values, where pinv is smooth."""
+    from ..custom import custom_jvp
+
+    @custom_jvp
+    def pinv_(a):
+        return _pinv_value(a, rcond)
+
+    @pinv_.defjvp
+    def pinv_jvp(primals, tangents):
+        (a,), (t,) = primals, tangents
+        p = pinv_(a)
+        m, n = ops.shape_of(a)[-2:]
+        dt = ops.dtype_of(a)
+        mm, tt, pt = ops_linalg.bmm, ops_linalg.mT(t), ops_linalg.mT(p)
+        left = ops.sub(ops_linalg.eye(m, dt), mm(a, p))       # I - A P  (m, m)
+        right = ops.sub(ops_linalg.eye(n, dt), mm(p, a))      # I - P A  (n, n)
+        dp = ops.add(ops.add(ops.neg(mm(p, mm(t, p))), mm(mm(p, pt), mm(tt, left))),
+                     mm(right, mm(tt, mm(pt, p))))
+        return p, dp
+
+    return pinv_
 
 
 @numpy_function(_L.matrix_power)
@@ -389,9 +421,17 @@ def _abs(x):
     return ops.unary(P.abs_p, x)
 
 
+def _root(total, x, axes, root):
+    """root(total); over no elements at all the norm is a constant (0, or inf for ord < 0) whose
+    derivative is 0, not root'(0) * 0 = NaN."""
+    if any(ops.shape_of(x)[a] == 0 for a in axes):
+        return root(ops.stop_gradient(total))
+    return root(total)
+
+
 def _vector_norm(x, ord, axes, keepdims):
     if ord is None or ord == 2:
-        return ops.sqrt(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims))
+        return _root(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims), x, axes, ops.sqrt)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord == np.inf:
@@ -409,18 +449,21 @@ def _vector_norm(x, ord, axes, keepdims):
     else:
         powered = ops.binary(P.pow_p, _abs(x), np.asarray(p, dt)[()])
     total = _sum(powered, axis=axes, keepdims=keepdims)
-    return ops.binary(P.pow_p, total, np.asarray(1.0 / p, dt)[()])
+    return _root(total, x, axes, lambda t: ops.binary(P.pow_p, t, np.asarray(1.0 / p, dt)[()]))
 
 
 def _matrix_norm(x, ord, row, col, keepdims):
     nd = ops.ndim_of(x)
     if ord in (None, "fro", "f"):
-        ret = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(sorted((row, col)))))
+        axes = tuple(sorted((row, col)))
+        ret = _root(ops.reduce_sum(ops.mul(x, x), axes), x, axes, ops.sqrt)
     elif ord in (2, -2, "nuc"):
         others = [i for i in range(nd) if i not in (row, col)]
         s = ops_linalg.svd(ops.transpose(x, others + [row, col]), False)[1]
         k = ops.ndim_of(s) - 1
-        if ord == 2:
+        if ord == 2 and ops.shape_of(s)[-1] == 0:   # no singular values: 0, as NumPy (initial=0)
+            ret = ops.full(tuple(ops.shape_of(s))[:-1], 0, ops.dtype_of(s))
+        elif ord == 2:
             ret = ops.reduce(P.reduce_max_p, s, (k,))
         elif ord == -2:
             ret = ops.reduce(P.reduce_min_p, s, (k,))
@@ -450,7 +493,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     nd = ops.ndim_of(x)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
-            r = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(range(nd))))
+            r = _root(ops.reduce_sum(ops.mul(x, x), tuple(range(nd))), x, tuple(range(nd)), ops.sqrt)
             return ops.reshape(r, (1,) * nd) if keepdims else r
         axis = tuple(range(nd))
     elif not isinstance(axis, tuple):

@@ -134,8 +134,13 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
         correction=None):
     _unsupported("std", where=where, mean=mean)
-    return ops.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-                        correction=correction))
+    v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, correction=correction)
+    a = _asarray(a)
+    if int(np.prod([a.shape[i] for i in ops.normalize_axes(axis, a.ndim)], dtype=np.int64)) == 1:
+        # one element per group: the variance is identically 0 (or NaN), so is the derivative
+        # (through sqrt it would be sqrt'(0) * 0 = NaN); with more, equal values are a kink
+        v = ops.stop_gradient(v)
+    return ops.sqrt(v)
 
 
 @numpy_function(np.ptp)

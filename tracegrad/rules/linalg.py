@@ -349,6 +349,11 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
         du = ops.concatenate([du, ops.neg(ops_linalg.bmm(u, ops_linalg.bmm(ops_linalg.mT(du), qu)))], len(lead) + 1)
     if qv is not None:
         dv = ops.concatenate([dv, ops.neg(ops_linalg.bmm(v, ops_linalg.bmm(ops_linalg.mT(dv), qv)))], len(lead) + 1)
+    # a 1-by-1 U or V is +-1: constant, even where the formulas above divide by s = 0
+    if m == 1:
+        du = ops.zeros_like(out[0])
+    if n == 1:
+        dv = ops_linalg.mT(ops.zeros_like(out[2]))
     return (du, ds, ops_linalg.mT(dv))
 
 
