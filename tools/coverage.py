@@ -82,15 +82,22 @@ def _lowered(name, lowerings):
     return name in lowerings or prim.inline_before_compile
 
 
-def rows():
-    import compiler.lowering  # noqa: F401
-    import compiler  # noqa: F401  (importing registers every lowering module)
-    lowerings = compiler.lowering.LOWERINGS
+def registry() -> dict:
+    """{table name ("numpy.hypot", "numpy.linalg.det"): (NumPy function, tracegrad implementation)}
+    for every registered function, sorted by name (also walked by tests/test_fuzz_derivatives.py)."""
     funcs = {}
     for np_fn, impl in list(_dispatch.FUNCTIONS.items()) + list(_dispatch.UFUNCS.items()):
         mod = (getattr(np_fn, "__module__", "") or "numpy")
         prefix = "numpy.linalg." if "linalg" in mod else "numpy."
-        funcs[prefix + np_fn.__name__] = impl
+        funcs[prefix + np_fn.__name__] = (np_fn, impl)
+    return dict(sorted(funcs.items()))
+
+
+def rows():
+    import compiler.lowering  # noqa: F401
+    import compiler  # noqa: F401  (importing registers every lowering module)
+    lowerings = compiler.lowering.LOWERINGS
+    funcs = {name: impl for name, (_, impl) in registry().items()}
     out = []
     for name in sorted(funcs):
         impl = funcs[name]
