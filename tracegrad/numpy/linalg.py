@@ -425,7 +425,7 @@ def _root(total, x, axes, root):
     """root(total); over no elements at all the norm is a constant (0, or inf for ord < 0) whose
     derivative is 0, not root'(0) * 0 = NaN."""
     if any(ops.shape_of(x)[a] == 0 for a in axes):
-        return root(ops.stop_gradient(total))
+        return ops.stop_gradient(root(total))
     return root(total)
 
 
