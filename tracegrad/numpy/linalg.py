@@ -459,16 +459,18 @@ def _matrix_norm(x, ord, row, col, keepdims):
         ret = _root(ops.reduce_sum(ops.mul(x, x), axes), x, axes, ops.sqrt)
     elif ord in (2, -2, "nuc"):
         others = [i for i in range(nd) if i not in (row, col)]
-        s = ops_linalg.svd(ops.transpose(x, others + [row, col]), False)[1]
+        xt = ops.transpose(x, others + [row, col])
+        s = ops_linalg.svd(xt, False)[1]
         k = ops.ndim_of(s) - 1
-        if ord == 2 and ops.shape_of(s)[-1] == 0:   # no singular values: 0, as NumPy (initial=0)
-            ret = ops.full(tuple(ops.shape_of(s))[:-1], 0, ops.dtype_of(s))
+        if ops.shape_of(s)[-1] == 0:   # no singular values: 2 and nuc are 0, as NumPy (initial=0)
+            ret = (ops.full(tuple(ops.shape_of(s))[:-1], 0, ops.dtype_of(s)) if ord != -2
+                   else ops.reduce(P.reduce_min_p, s, (k,)))
         elif ord == 2:
-            ret = ops.reduce(P.reduce_max_p, s, (k,))
+            ret = _spectral()[0](xt)
         elif ord == -2:
-            ret = ops.reduce(P.reduce_min_p, s, (k,))
+            ret = _spectral()[1](xt)
         else:
-            ret = ops.reduce_sum(s, (k,))
+            ret = _spectral()[2](xt)
     elif ord in (1, -1):
         sums = _sum(_abs(x), axis=row)
         c = col - 1 if col > row else col
@@ -484,6 +486,92 @@ def _matrix_norm(x, ord, row, col, keepdims):
         shape[row] = shape[col] = 1
         ret = ops.reshape(ret, tuple(shape))
     return ret
+
+
+# ---------------------------------------------------------------- spectral norms
+# Differentiated by their own rules: through the SVD's rule, second derivatives take 1/(s_i - s_j)
+# for every pair, NaN (or garbage, at near ties) where other singular values tie, though the
+# largest and smallest singular values are smooth while simple and their sum while all are > 0.
+
+def _sv(a):
+    u, s, vh = ops_linalg.svd(a, False)
+    return u, s, ops_linalg.mT(vh)
+
+
+def _extreme_jvp(i):
+    def jvp(primals, tangents):
+        """d s_i = u_i^T H v_i (u_i, v_i the singular vectors of the simple singular value s_i):
+        differentiated again, only u_i and v_i move, with 1/(s_i^2 - s_j^2), finite."""
+        (a,), (h,) = primals, tangents
+        u, s, v = _sv(a)
+        k = ops.shape_of(s)[-1]
+        j = i % k
+        col = lambda m: ops.slice_along(m, ops.ndim_of(m) - 1, j, j + 1)     # (..., r, 1)
+        si = ops.reshape(ops.slice_along(s, ops.ndim_of(s) - 1, j, j + 1), tuple(ops.shape_of(s))[:-1])
+        t = ops.mul(ops.mul(col(u), h), ops_linalg.mT(col(v)))
+        nd = ops.ndim_of(t)
+        return si, ops.reduce_sum(t, (nd - 2, nd - 1))
+    return jvp
+
+
+def _polar_value(a):
+    u, _, v = _sv(a)
+    return ops_linalg.bmm(u, ops_linalg.mT(v))
+
+
+def _polar_jvp(primals, tangents):
+    """The polar factor P = U_k V_k^T (the derivative of the nuclear norm) of a full-rank matrix:
+    dP = U Omega V^T + (I - U U^T) H V S^-1 V^T + U S^-1 U^T H (I - V V^T), with
+    Omega = (X - X^T) / (s_i + s_j), X = U^T H V: finite at tied singular values."""
+    (a,), (h,) = primals, tangents
+    u, s, v = _sv(a)
+    m, n = ops.shape_of(a)[-2:]
+    lead = tuple(ops.shape_of(s))[:-1]
+    k = ops.shape_of(s)[-1]
+    mm, mT = ops_linalg.bmm, ops_linalg.mT
+    x = mm(mT(u), mm(h, v))
+    omega = ops.div(ops.sub(x, mT(x)), ops.add(ops.reshape(s, lead + (k, 1)), ops.reshape(s, lead + (1, k))))
+    dp = mm(u, mm(omega, mT(v)))
+    s_inv = ops.reshape(ops.div(np.ones((), ops.dtype_of(s))[()], s), lead + (1, k))
+    if m > k:
+        proj = ops.sub(ops_linalg.eye(m, ops.dtype_of(a)), mm(u, mT(u)))
+        dp = ops.add(dp, mm(proj, mm(h, mm(ops.mul(v, s_inv), mT(v)))))
+    if n > k:
+        proj = ops.sub(ops_linalg.eye(n, ops.dtype_of(a)), mm(v, mT(v)))
+        dp = ops.add(dp, mm(mm(ops.mul(u, s_inv), mT(u)), mm(h, proj)))
+    return _spectral()[3](a), dp
+
+
+def _nuclear_jvp(primals, tangents):
+    """d (sum of s) = <P, H>, P the polar factor (its own rule above)."""
+    (a,), (h,) = primals, tangents
+    p = _spectral()[3](a)
+    t = ops.mul(p, h)
+    nd = ops.ndim_of(t)
+    s = _sv(a)[1]
+    return ops.reduce_sum(s, (ops.ndim_of(s) - 1,)), ops.reduce_sum(t, (nd - 2, nd - 1))
+
+
+@functools.cache
+def _spectral():
+    """(largest singular value, smallest, their sum, polar factor) with their rules."""
+    from ..custom import custom_jvp
+
+    def extreme(i):
+        def value(a):
+            s = _sv(a)[1]
+            k = ops.shape_of(s)[-1]
+            return ops.reshape(ops.slice_along(s, ops.ndim_of(s) - 1, i % k, i % k + 1),
+                               tuple(ops.shape_of(s))[:-1])
+        f = custom_jvp(value)
+        f.defjvp(_extreme_jvp(i))
+        return f
+
+    nuclear = custom_jvp(lambda a: ops.reduce_sum(_sv(a)[1], (ops.ndim_of(a) - 2,)))
+    nuclear.defjvp(_nuclear_jvp)
+    polar = custom_jvp(_polar_value)
+    polar.defjvp(_polar_jvp)
+    return extreme(0), extreme(-1), nuclear, polar
 
 
 @numpy_function(_L.norm)

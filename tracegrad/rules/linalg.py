@@ -246,6 +246,15 @@ def _gap_inverse(row, col, n, square=False):
     return ops.select(eye, zero, ops.div(one, ops.select(eye, one, diff)))
 
 
+def _gap_mul(f, x):
+    """f * x for a gap inverse f (inf where eigen- or singular values are equal) and x: 0 where
+    x == 0 instead of inf * 0 = NaN (a direction that does not excite a tied pair takes nothing
+    from it), with the derivatives of f * x wherever f is finite. Where x != 0 at a tie the
+    result is inf or NaN: the derivative does not exist there."""
+    safe_f = ops.select(ops.unary(P.isfinite_p, f), f, ops.zeros_like(f))
+    return ops.select(ops.compare(P.eq_p, x, 0), ops.mul(x, safe_f), ops.mul(f, x))
+
+
 def eigh_jvp(tangents, a, *, out):
     """(Also the rule of tracegrad.numpy.linalg's eigh(UPLO='U'), which computes (w, v) itself.)"""
     (ta,) = tangents
@@ -253,7 +262,7 @@ def eigh_jvp(tangents, a, *, out):
     n = ops.shape_of(w)[-1]
     dp = ops_linalg.bmm(ops_linalg.mT(v), ops_linalg.bmm(ta, v))
     dw = ops_linalg.diag_part(dp)
-    dv = ops_linalg.bmm(v, ops.mul(_gap_inverse(w, w, n), dp))
+    dv = ops_linalg.bmm(v, _gap_mul(_gap_inverse(w, w, n), dp))
     return (dw, dv)
 
 
@@ -263,7 +272,7 @@ def _eigh_vjp(cts, a, *, out):
     n = ops.shape_of(w)[-1]
     inner = None
     if ct_v is not None:
-        inner = ops.mul(_gap_inverse(w, w, n), ops_linalg.bmm(ops_linalg.mT(v), ct_v))
+        inner = _gap_mul(_gap_inverse(w, w, n), ops_linalg.bmm(ops_linalg.mT(v), ct_v))
     if ct_w is not None:
         d = ops_linalg.diag_embed(ct_w, n, n)
         inner = d if inner is None else ops.add(inner, d)
@@ -337,8 +346,8 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
     f = _gap_inverse(s, s, k, square=True)
     s_row = ops.reshape(s, lead + (1, k))
     s_col = ops.reshape(s, lead + (k, 1))
-    du = ops_linalg.bmm(u, ops.mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
-    dv = ops_linalg.bmm(v, ops.mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
+    du = ops_linalg.bmm(u, _gap_mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
+    dv = ops_linalg.bmm(v, _gap_mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
     if m > k:
         dav = ops_linalg.bmm(ta, v)
         du = ops.add(du, ops.div(ops.sub(dav, ops_linalg.bmm(u, dp)), s_row))
@@ -381,13 +390,13 @@ def _svd_vjp(cts, a, *, out, full_matrices):
     extra = None
     if ct_u is not None:
         utc = ops_linalg.bmm(ops_linalg.mT(u), ct_u)
-        j = ops.mul(f, utc)
+        j = _gap_mul(f, utc)
         core = acc(core, ops.mul(ops.add(j, ops_linalg.mT(j)), s_row))
         if m > k:
             extra = ops_linalg.bmm(ops.div(ops.sub(ct_u, ops_linalg.bmm(u, utc)), s_row), vh)
     if ct_v is not None:
         vtc = ops_linalg.bmm(ops_linalg.mT(v), ct_v)
-        kk = ops.mul(f, vtc)
+        kk = _gap_mul(f, vtc)
         core = acc(core, ops.mul(s_col, ops.add(kk, ops_linalg.mT(kk))))
         if n > k:
             extra = acc(extra, ops_linalg.bmm(u, ops_linalg.mT(ops.div(ops.sub(ct_v, ops_linalg.bmm(v, vtc)), s_row))))
