@@ -21,6 +21,7 @@ two sets are equal, so a new function without a spec fails, naming it.
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -239,6 +240,11 @@ def from_op(op_name, doms=None, ties=True, dtype=np.float64, call=None):
     return draw
 
 
+def _kw(kwargs):
+    """A case's `extra` for the conventions and kink masks: its keyword arguments."""
+    return types.SimpleNamespace(kwargs=kwargs)
+
+
 def spec(name, draw, **kw):
     return FuzzSpec(name, draw, **kw)
 
@@ -420,7 +426,7 @@ def _eigh_kinks(vectors):
     """Repeated eigenvalues: those eigenvalues, and every eigenvector of the matrix."""
     def kinks(case, arrays):
         a = arrays[0]
-        w = np.linalg.eigvalsh(a, UPLO=case.extra.get("UPLO", "L"))
+        w = np.linalg.eigvalsh(a, UPLO=case.extra.kwargs.get("UPLO", "L"))
         rep = _repeated(w)
         return [rep, _matrix_mask(rep, a.shape)] if vectors else [rep]
     return kinks
@@ -442,15 +448,15 @@ def _svdvals_kinks(case, arrays):
 
 
 def _spectral_kinks(case, arrays):
-    """Norms 2, -2 and nuc (the largest, smallest, sum of singular values) where the singular
-    values repeat: the output element of that matrix."""
+    """Norms 2 and -2 where the largest (smallest) singular value is tied: the output element of
+    that matrix (nuc, their sum, is smooth at ties; at a zero singular value all three have an
+    ordinary kink)."""
     x = arrays[0]
-    kw = case.extra
+    kw = case.extra.kwargs
     ord_, axis = kw.get("ord"), kw.get("axis")
-    out = quiet_call(case.call, np.linalg.norm if "numpy.linalg.norm" in case.note else
-                     (np.linalg.matrix_norm if "matrix_norm" in case.note else np.linalg.norm), x)
-    mask = np.zeros(np.shape(out), bool)
-    if ord_ not in (2, -2, "nuc") or x.ndim < 2:
+    fn = np.linalg.matrix_norm if case.note.startswith("matrix_norm") else np.linalg.norm
+    mask = np.zeros(np.shape(quiet_call(case.call, fn, x)), bool)
+    if ord_ not in (2, -2) or x.ndim < 2:
         return [mask]
     if axis is None:
         axis = (-2, -1) if "matrix_norm" in case.note or x.ndim == 2 else None
@@ -459,12 +465,15 @@ def _spectral_kinks(case, arrays):
     r, c = (a % x.ndim for a in axis)
     rest = [i for i in range(x.ndim) if i not in (r, c)]
     sv = np.linalg.svd(np.transpose(x, rest + [r, c]), compute_uv=False)
-    rep = _repeated(sv).any(axis=-1)
+    if sv.shape[-1] < 2:
+        return [mask]
+    pair = sv[..., :2] if ord_ == 2 else sv[..., -2:]
+    tied = np.abs(pair[..., 0] - pair[..., 1]) <= 1e-6 * (sv[..., 0] + 1e-300)
     if kw.get("keepdims"):
         shape = list(x.shape)
         shape[r] = shape[c] = 1
-        rep = rep.reshape(shape)
-    return [np.broadcast_to(rep, mask.shape)]
+        tied = tied.reshape(shape)
+    return [np.broadcast_to(tied, mask.shape)]
 
 
 def _align_columns(x, ref):
@@ -568,7 +577,7 @@ def _square_case(fn_call, kinds=KINDS, symmetric=False, spd=False, nmax=4, extra
         batch = _batch(data)
         a, kind = _matrices(data, rng, n, batch, kinds, symmetric, spd)
         kw = data.draw(extra, label="kwargs") if extra is not None else {}
-        return Case([a], lambda fn, a: fn_call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=kw)
+        return Case([a], lambda fn, a: fn_call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=_kw(kw))
     return draw
 
 
@@ -616,14 +625,14 @@ def _draw_svd(data, rng):
     a, kind = _rect(data, rng)
     kw = data.draw(st.sampled_from([{}, {"full_matrices": False}, {"compute_uv": False},
                                     {"full_matrices": True}]), label="kwargs")
-    return Case([a], lambda fn, a: _svd_call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=kw)
+    return Case([a], lambda fn, a: _svd_call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=_kw(kw))
 
 
 def _draw_rect(call, extra=None):
     def draw(data, rng):
         a, kind = _rect(data, rng)
         kw = data.draw(extra, label="kwargs") if extra is not None else {}
-        return Case([a], lambda fn, a: call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=kw)
+        return Case([a], lambda fn, a: call(fn, a, **kw), (0,), note=f"{kind} {kw}", extra=_kw(kw))
     return draw
 
 
@@ -676,7 +685,7 @@ def _draw_norm(data, rng):
         kw["ord"] = data.draw(st.sampled_from([None, 2, 1, np.inf] + (["fro", "nuc"] if nd == 2 else [])), label="ord")
     kw["keepdims"] = data.draw(st.booleans(), label="keepdims")
     x = _norm_values(data, rng, shape)
-    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"numpy.linalg.norm {kw}", extra=kw)
+    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"numpy.linalg.norm {kw}", extra=_kw(kw))
 
 
 def _norm_values(data, rng, shape):
@@ -712,7 +721,7 @@ def _draw_vector_norm(data, rng):
     if nd and data.draw(st.booleans(), label="axis"):
         kw["axis"] = O.draw_axis(data, nd, allow_none=False)
     x = sample(LINEAR, rng, shape, data.draw(MODES))
-    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"vector_norm {kw}", extra=kw)
+    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"vector_norm {kw}", extra=_kw(kw))
 
 
 def _draw_matrix_norm(data, rng):
@@ -720,7 +729,7 @@ def _draw_matrix_norm(data, rng):
     kw = {"ord": data.draw(st.sampled_from(["fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf]), label="ord"),
           "keepdims": data.draw(st.booleans(), label="keepdims")}
     x = _norm_values(data, rng, shape)
-    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"matrix_norm {kw}", extra=kw)
+    return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"matrix_norm {kw}", extra=_kw(kw))
 
 
 def _draw_linalg_1d_pair(op):

@@ -20,12 +20,15 @@ Default: a few examples per function with a fixed seed (deterministic CI).
 from __future__ import annotations
 
 import os
+import types
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, note, seed, settings, strategies as st
 
 import fuzz_engine as E
+import tracegrad as tg
 from fuzz_specs import REGISTRY, SPECS
 from op_harness import interpret_backend  # noqa: F401  (the interpreter backend, module-wide)
 
@@ -67,3 +70,57 @@ if SEED is not None:
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_fuzz(name):
     _test(name)
+
+
+# ---------------------------------------------------------------- compiled
+
+# (registry name, arrays, keywords): special points of a handful of functions, in one Numba kernel
+COMPILED = [
+    ("numpy.hypot", [np.array([2.0, -3.0, 0.0, 1.5, 3.0]), np.array([2.0, 3.0, 0.0, -1.5, 4.0])], {}),
+    ("numpy.maximum", [np.array([1.0, 2.0, 3.0, 0.0]), np.array([2.0, 2.0, 2.0, 0.0])], {}),
+    ("numpy.absolute", [np.array([0.0, -0.0, 1.5, -2.0])], {}),
+    ("numpy.logaddexp", [np.array([1.0, -2.0, 1000.0, 0.0]), np.array([1.0, -2.0, 0.0, 1e-3])], {}),
+    ("numpy.power", [np.array([1.9, 0.5, 0.0, 2.0]), np.array([0.0, -0.0, 2.0, 1.0])], {}),
+    ("numpy.sort", [np.array([0.5, -1.0, 0.5, 2.0, -1.0, 0.25])], {}),
+]
+
+
+def test_compiled_batch_at_special_points(numba_backend):
+    """Values, first derivatives (forward and reverse) and second derivatives (forward over
+    forward, forward over reverse) of a few functions at special points, all from one compiled
+    kernel, checked like the fuzzer checks eager and interpreted runs (det and eigh compiled:
+    tests/test_derivative_regressions.py)."""
+    rng = np.random.default_rng(0)
+    fuzzes = []
+    for name, arrays, kw in COMPILED:
+        spec = SPECS[name]
+        case = E.Case(arrays, lambda fn, *xs, kw=kw: fn(*xs, **kw), tuple(range(len(arrays))),
+                      note=name, extra=types.SimpleNamespace(kwargs=kw))
+        want = E.quiet(case.call, spec.np_fn, *arrays)
+        fz = E.Fuzz(spec, case, want, rng)
+        assert fz.prepare() and not fz.empty
+        fuzzes.append((fz, want))
+
+    def kernel(*flat):
+        it = iter(flat)
+        outs = []
+        for fz, _ in fuzzes:
+            xs = tuple(next(it) for _ in fz.xs)
+            u, v, w = tuple(fz.u), tuple(fz.v), tuple(fz.w)
+            vjp_u = lambda *ys, fz=fz, u=u: tg.vjp(fz.G, *ys)[1](u)
+            t = tg.jvp(fz.G, xs, v)[1]
+            tt = tg.jvp(lambda *ys, fz=fz, w=w: tg.jvp(fz.G, ys, w)[1], xs, v)[1]
+            hv = tg.jvp(vjp_u, xs, v)[1]
+            outs.append((fz.G(*xs), t, vjp_u(*xs), tt, hv))
+        return outs
+
+    flat = [x for fz, _ in fuzzes for x in fz.xs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = tg.jit(kernel)(*flat)
+    for (fz, want), (value, t, cts, tt, hv) in zip(fuzzes, results):
+        E._same_value(tuple(value), tuple(fz.base), fz.spec.rtol, fz.spec.atol,
+                      f"{fz.case.note} value (compiled)")
+        fz.check_first(f"{fz.case.note} compiled", t, cts)
+        fr = E._dot(hv, fz.w)
+        fz.check_second(f"{fz.case.note} compiled", tt, fr, fr, fr, t)
