@@ -324,9 +324,11 @@ class Fuzz:
     def tainted(self):
         """Output elements that depend on a non-finite input (their derivative is meaningless):
         those that turn NaN when every non-finite input is made NaN."""
+        self.tainted_any = not all(np.isfinite(b).all() for b in self.base)
         if all(np.isfinite(x).all() for x in self.xs):
-            return [np.zeros(b.shape, bool) for b in self.base]
+            return [~np.isfinite(b) for b in self.base]
         nanned = quiet(self.F, [np.where(np.isfinite(x), x, np.nan) for x in self.xs])
+        self.tainted_any = True
         return [np.isnan(n) & np.isfinite(b) | ~np.isfinite(b) for n, b in zip(nanned, self.base)]
 
     def prepare(self):
@@ -466,7 +468,8 @@ class Fuzz:
                 raise FuzzFailure(f"vjp ({mode}): cotangent shape {np.shape(c)} != input {x.shape}")
         lhs, rhs = _dot(cts, v), _dot(u, t)
         all_smooth = all(s.all() for s in self.smooth)
-        if np.isfinite(rhs) and (np.isfinite(lhs) or all_smooth or not spec.kink_nonfinite):
+        nan_ok = spec.kink_nonfinite or self.tainted_any    # (NaN leaks from undefined places)
+        if np.isfinite(rhs) and (np.isfinite(lhs) or all_smooth or not nan_ok):
             _close(lhs, rhs, 1e-9 * (_dot_abs(cts, v) + _dot_abs(u, t) + self.scale_f),
                    f"reverse mode ({mode}): <vjp(u), v> vs <u, jvp(v)>")
         elif not np.isfinite(rhs) and all_smooth:
@@ -502,7 +505,7 @@ class Fuzz:
         if np.isfinite(ff):
             for name, val in (("forward-over-reverse", fr), ("reverse-over-reverse", rr),
                               ("reverse-over-forward", rf)):
-                if np.isfinite(val) or all_smooth or not self.spec.kink_nonfinite:
+                if np.isfinite(val) or all_smooth or not (self.spec.kink_nonfinite or self.tainted_any):
                     _close(val, ff, 1e-8 * scale, f"{name} ({mode}) vs forward-over-forward u.(d2F/dv dw)")
         elif all((s & np.isfinite(p) & np.isfinite(m)).all()
                  for s, p, m in zip(self.smooth, fd_p.d2, fd_m.d2)):
