@@ -3,9 +3,16 @@
 Kernels are the primitives lu, triangular_solve, cholesky, eigh and svd (semantics: docs/primitives.md);
 solve, inv, det, slogdet, pinv, matrix_power, norm, ... are compositions of them. As in NumPy,
 cholesky and eigh read one triangle of their input (the lower one by default), so derivatives with
-respect to the other triangle are zero. Singular matrices raise `numpy.linalg.LinAlgError` in solve
-and inv (from triangular_solve), det of a singular matrix is 0. The result namedtuples
-(EighResult, SVDResult, SlogdetResult) are registered as pytree nodes, so transforms return them.
+respect to the other triangle are zero; eigh(UPLO='U') takes NumPy's own eigenvectors (LAPACK's
+signs differ between the triangles). Singular matrices raise `numpy.linalg.LinAlgError` in solve and
+inv (from triangular_solve); det of a singular matrix is 0 and slogdet's is (0, -inf).
+
+Where a factorisation is only how a smooth function is computed, the function has its own
+derivative rule (`custom_jvp`, in traceable ops, so higher orders work): det (the adjugate, defined
+at every rank, where the LU's derivative is not), pinv, the nuclear norm and the extreme singular
+values (which the SVD's rule would divide by gaps between *other* singular values).
+The result namedtuples (EighResult, SVDResult, SlogdetResult) are registered as pytree nodes, so
+transforms return them.
 """
 from __future__ import annotations
 
@@ -221,7 +228,7 @@ def det(a):
     """det(a) from the LU; its derivative is tr(adj(a) da) (JAX's rule), for singular matrices too."""
     a = _float(a)
     _square(a, "det")
-    if ops.shape_of(a)[-1] == 0 or 0 in ops.shape_of(a):
+    if 0 in ops.shape_of(a):     # no matrix, or 0x0 ones (det 1): nothing to differentiate
         return _det_value(a)
     return _det()(a)
 
@@ -460,11 +467,11 @@ def _matrix_norm(x, ord, row, col, keepdims):
     elif ord in (2, -2, "nuc"):
         others = [i for i in range(nd) if i not in (row, col)]
         xt = ops.transpose(x, others + [row, col])
-        s = ops_linalg.svd(xt, False)[1]
-        k = ops.ndim_of(s) - 1
-        if ops.shape_of(s)[-1] == 0:   # no singular values: 2 and nuc are 0, as NumPy (initial=0)
+        if min(ops.shape_of(xt)[-2:]) == 0:
+            # no singular values: 2 and nuc are 0, as NumPy (initial=0); -2 is NumPy's error
+            s = ops_linalg.svd(xt, False)[1]
             ret = (ops.full(tuple(ops.shape_of(s))[:-1], 0, ops.dtype_of(s)) if ord != -2
-                   else ops.reduce(P.reduce_min_p, s, (k,)))
+                   else ops.reduce(P.reduce_min_p, s, (ops.ndim_of(s) - 1,)))
         elif ord == 2:
             ret = _spectral()[0](xt)
         elif ord == -2:

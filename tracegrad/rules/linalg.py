@@ -3,7 +3,8 @@
 Semantics: docs/primitives.md. All matrices are the last two axes; leading axes are
 batch. Derivatives are the standard matrix-calculus results, written with traceable ops (so they
 differentiate again):
-  lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U.
+  lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U
+             (NaN for a matrix with a zero pivot: the factors are not differentiable there).
   tri-solve: op(A) X = B;  dX = op(A)^-1 (dB - op(dA) X);  B-bar = op(A)^-T X-bar.
   cholesky:  dL = L phi(L^-1 dA L^-T), phi = lower triangle with the diagonal halved.
   eigh:      dw = diag(V^T dA V),  dV = V (F o V^T dA V),  F_ij = 1 / (w_j - w_i).
@@ -12,7 +13,9 @@ differentiate again):
              vectors of full_matrices=True rotate minimally (see _svd_jvp).
 cholesky and eigh treat their input as symmetric (tracegrad.numpy builds it from one triangle), so
 their cotangents are symmetrised. eigh needs distinct eigenvalues and svd distinct non-zero
-singular values (elsewhere the derivative does not exist).
+singular values (elsewhere the derivative does not exist); a tangent or cotangent that does not
+excite a tied pair takes nothing from it (`_gap_mul`), so smooth functions of the factors (the
+largest singular value, with the others tied) keep finite higher derivatives.
 """
 from __future__ import annotations
 
