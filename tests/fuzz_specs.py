@@ -305,7 +305,6 @@ def _fminmax_conv(big):
 
 class _Dual:
     """A value with its tangent, for conventions of compositions (clip, reductions, ...)."""
-    __array_priority__ = 100
 
     def __init__(self, v, t):
         self.v, self.t = np.asarray(v, np.float64), np.asarray(t, np.float64)

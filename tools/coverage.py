@@ -141,7 +141,8 @@ def render() -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     table = rows()
     for r in table:
-        lines.append("| `" + r[0] + "` | " + " | ".join(r[1:]) + " |")
+        cells = list(r[1:-1]) + [r[-1].replace("|", "\\|")]     # (notes may hold |x|)
+        lines.append("| `" + r[0] + "` | " + " | ".join(cells) + " |")
     lines += ["", f"{len(table)} functions."]
     return "\n".join(lines) + "\n"
 
