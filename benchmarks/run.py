@@ -3,12 +3,17 @@
     python benchmarks/run.py                      # every workload, every installed peer
     python benchmarks/run.py --quick              # short timings, one round
     python benchmarks/run.py --only chain,dispatch --no-peers
-    python benchmarks/run.py --json /tmp/out.json --backend interpret
+    python benchmarks/run.py --json /tmp/out.json --compile never   # the interpreter tier
+    python benchmarks/run.py --busy 1             # with one spinning process keeping a core busy
+    python benchmarks/run.py --check-only --only odeint,inline_grad   # results only, no timing
 
-Workloads (see the README beside this file): small_mlp, mnist_mlp, chain, pendulum, pendulum_while,
-dispatch, compile.
-Peers: a hand-written Numba version (always, Numba is a dependency of tracegrad), JAX `jit` and
-PyTorch eager when they are installed (`pip install -e .[bench]`).
+Workloads (see the README beside this file), in four sections:
+  compiled:    small_mlp, mnist_mlp, chain, pendulum, pendulum_while, dispatch, compile
+  eager:       eager_small_mlp, eager_pendulum, eager_many_ops        (`with tg.eager():`)
+  transforms:  inline_grad, odeint                   (transforms called per call / per step)
+  vmap:        per_example_grads, jacrev_tanh
+Peers: a hand-written Numba version (always, Numba is a dependency of tracegrad), JAX, PyTorch eager
+and HIPS autograd when they are installed (`pip install -e .[bench]`).
 """
 from __future__ import annotations
 
@@ -30,21 +35,49 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-WORKLOADS = ("small_mlp", "mnist_mlp", "chain", "pendulum", "pendulum_while", "dispatch", "compile")
-PEERS = ("handnumba", "jax", "torch")
+for _p in (ROOT, HERE):          # this checkout's tracegrad, and the helper modules beside this file
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+if __name__ == "__main__":       # the helper modules `import run`: let them find this module, not a copy
+    sys.modules.setdefault("run", sys.modules[__name__])
+
+import _extra_workloads as extra  # noqa: E402
+from _busy import Spinners  # noqa: E402
+from _common import NotAvailable, Variants  # noqa: E402
+
+COMPILED = ("small_mlp", "mnist_mlp", "chain", "pendulum", "pendulum_while", "dispatch", "compile")
+WORKLOADS = COMPILED + extra.WORKLOADS
+PEERS = ("handnumba", "jax", "torch", "autograd")
+# (section, heading, workloads, peers that implement them, tracegrad's column heading)
+SECTIONS = (
+    ("compiled", "compiled (tg.jit)", COMPILED, ("handnumba", "jax", "torch"), "tracegrad"),
+    ("eager", "eager mode: tracegrad in `with tg.eager():` vs eager peers", extra.EAGER,
+     ("autograd", "torch"), "tracegrad eager"),
+    ("transforms", "transforms called per call / per step, not jitted", extra.TRANSFORMS,
+     ("autograd", "jax"), "tracegrad"),
+    ("vmap", "vmap and Jacobians (jitted)", extra.VMAP, ("jax",), "tracegrad"),
+)
 LR = 0.01                 # SGD learning rate of the MLP steps
 STEPS, DT = 500, 0.01     # pendulum: explicit-Euler steps and step size
 E_STOP, MAX_STEPS = 12.0, 2000   # pendulum_while: step until the energy drops below E_STOP (480 steps)
 
 
-class NotAvailable(Exception):
-    """This implementation cannot run this workload here (not installed, missing feature)."""
+def section_of(workload):
+    return next(sec for sec in SECTIONS if workload in sec[2])
+
+
+def workload_dtype(workload):
+    if workload in extra.WORKLOADS:
+        return extra.dtype(workload)
+    return np.float32 if workload.endswith("mlp") else np.float64
 
 
 # ---------------------------------------------------------------- data and NumPy references
 
 def make_data(workload):
     """The workload's inputs, generated the same way for every implementation (seed 0)."""
+    if workload in extra.WORKLOADS:
+        return extra.make_data(workload)
     rng = np.random.default_rng(0)
     f32 = np.float32
     if workload == "small_mlp":
@@ -70,6 +103,8 @@ def make_data(workload):
 
 def reference(workload):
     """Expected outputs, computed in float64 with NumPy and hand-derived derivatives."""
+    if workload in extra.WORKLOADS:
+        return extra.reference(workload)
     d = make_data(workload)
     if workload in ("small_mlp", "mnist_mlp"):
         P, X, Y = ([p.astype(np.float64) for p in d[0]], d[1].astype(np.float64), d[2].astype(np.float64))
@@ -140,20 +175,35 @@ def flat(out):
 # ---------------------------------------------------------------- tracegrad
 
 def tracegrad_impl(workload):
-    """A zero-argument callable running one unit of the workload with tracegrad's public API."""
+    """A zero-argument callable running one unit of the workload with tracegrad's public API
+    (or, for workloads measured several ways, a Variants of them)."""
+    if workload in extra.WORKLOADS:
+        return extra.tracegrad_impl(workload)
+    return _caller(*tracegrad_jitted(workload))
+
+
+def _caller(fn, args):
+    """`lambda: fn(*args)`, without the argument unpacking for one argument (the dispatch workload)."""
+    if len(args) == 1:
+        (a,) = args
+        return lambda: fn(a)
+    return lambda: fn(*args)
+
+
+def tracegrad_jitted(workload):
+    """(the jitted tracegrad function, its arguments) of a compiled-section workload."""
     import tracegrad as tg
 
+    if workload in extra.WORKLOADS:
+        return extra.tracegrad_jitted(workload)
     if workload in ("small_mlp", "mnist_mlp"):
-        P, X, Y = make_data(workload)
-        step = tracegrad_mlp_step(workload)
-        return lambda: step(P, X, Y)
+        return tracegrad_mlp_step(workload), make_data(workload)
     if workload == "chain":
         x = make_data(workload)
 
         def f(x):
             return np.sum(np.tanh(np.sin(x) * np.exp(-x * x)) + np.log1p(x * x))
-        g = tg.jit(tg.grad(f))
-        return lambda: g(x)
+        return tg.jit(tg.grad(f)), (x,)
     if workload == "pendulum":
         if not hasattr(tg, "fori_loop"):
             raise NotAvailable("n/a (needs fori_loop)")
@@ -168,8 +218,7 @@ def tracegrad_impl(workload):
                 return x + DT * v, v + DT * a
             x, _ = tg.fori_loop(0, STEPS, body, (x0, v0))
             return np.sum((x - 0.5) ** 2)
-        g = tg.jit(tg.grad(loss))
-        return lambda: g(p, x0, v0)
+        return tg.jit(tg.grad(loss)), (p, x0, v0)
     if workload == "pendulum_while":
         p, x0, v0 = make_data(workload)
 
@@ -187,12 +236,10 @@ def tracegrad_impl(workload):
                 return i + 1, x + DT * v, v + DT * a
             _, x, _ = tg.while_loop(running, body, (0, x0, v0))
             return np.sum((x - 0.5) ** 2)
-        g = tg.jit(tg.grad(loss))
-        return lambda: g(p, x0, v0)
+        return tg.jit(tg.grad(loss)), (p, x0, v0)
     if workload == "dispatch":
         x = make_data(workload)
-        g = tg.jit(tg.grad(lambda x: np.sum(np.sin(x) * x)))
-        return lambda: g(x)
+        return tg.jit(tg.grad(lambda x: np.sum(np.sin(x) * x))), (x,)
     raise ValueError(workload)
 
 
@@ -244,11 +291,30 @@ def handnumba_impl(workload):
 def jax_impl(workload):
     try:
         import jax
-        import jax.numpy as jnp
     except ImportError:
         raise NotAvailable("not installed") from None
-    jax.config.update("jax_enable_x64", True)
+    if workload in extra.WORKLOADS:
+        return extra.jax_impl(workload)
+    jf, args = jax_jitted(workload)
+    if workload == "pendulum_while":
+        try:
+            jf(*args)
+        except ValueError as e:      # JAX has no reverse mode through while_loop
+            raise NotAvailable("n/a (no VJP of while_loop)") from e
     ready = jax.block_until_ready
+    if len(args) == 1:
+        (a,) = args
+        return lambda: ready(jf(a))
+    return lambda: ready(jf(*args))
+
+
+def jax_jitted(workload):
+    """(a jax.jit function, its arguments as JAX arrays) for one workload."""
+    import jax
+    import jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+    if workload in extra.WORKLOADS:
+        return extra.jax_jitted(workload)
     d = make_data(workload)
     if workload in ("small_mlp", "mnist_mlp"):
         P, X, Y = d
@@ -264,12 +330,10 @@ def jax_impl(workload):
         def step(P, X, Y):
             value, grads = jax.value_and_grad(loss)(P, X, Y)
             return [p - LR * g for p, g in zip(P, grads)], value
-        P, X, Y = [jnp.asarray(p) for p in P], jnp.asarray(X), jnp.asarray(Y)
-        return lambda: ready(step(P, X, Y))
+        return step, ([jnp.asarray(p) for p in P], jnp.asarray(X), jnp.asarray(Y))
     if workload == "chain":
-        x = jnp.asarray(d)
         g = jax.jit(jax.grad(lambda x: jnp.sum(jnp.tanh(jnp.sin(x) * jnp.exp(-x * x)) + jnp.log1p(x * x))))
-        return lambda: ready(g(x))
+        return g, (jnp.asarray(d),)
     if workload == "pendulum":
         p, x0, v0 = (jnp.asarray(a) for a in d)
 
@@ -281,8 +345,7 @@ def jax_impl(workload):
                 return x + DT * v, v + DT * (-k * jnp.sin(x) - c * v)
             x, _ = jax.lax.fori_loop(0, STEPS, body, (x0, v0))
             return jnp.sum((x - 0.5) ** 2)
-        g = jax.jit(jax.grad(loss))
-        return lambda: ready(g(p))
+        return jax.jit(jax.grad(loss)), (p,)
     if workload == "pendulum_while":
         p, x0, v0 = (jnp.asarray(a) for a in d)
 
@@ -298,16 +361,9 @@ def jax_impl(workload):
                 return i + 1, x + DT * v, v + DT * (-k * jnp.sin(x) - c * v)
             _, x, _ = jax.lax.while_loop(running, body, (0, x0, v0))
             return jnp.sum((x - 0.5) ** 2)
-        g = jax.jit(jax.grad(loss))
-        try:
-            g(p)
-        except ValueError as e:      # JAX has no reverse mode through while_loop
-            raise NotAvailable("n/a (no VJP of while_loop)") from e
-        return lambda: ready(g(p))
+        return jax.jit(jax.grad(loss)), (p,)
     if workload == "dispatch":
-        x = jnp.asarray(d)
-        g = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(x) * x)))
-        return lambda: ready(g(x))
+        return jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(x) * x))), (jnp.asarray(d),)
     raise ValueError(workload)
 
 
@@ -316,6 +372,8 @@ def torch_impl(workload):
         import torch
     except ImportError:
         raise NotAvailable("not installed") from None
+    if workload in extra.WORKLOADS:
+        return extra.torch_impl(workload)
     d = make_data(workload)
     if workload in ("small_mlp", "mnist_mlp"):
         P, X, Y = d
@@ -368,7 +426,14 @@ def torch_impl(workload):
     raise ValueError(workload)
 
 
-IMPLS = {"tracegrad": tracegrad_impl, "handnumba": handnumba_impl, "jax": jax_impl, "torch": torch_impl}
+def autograd_impl(workload):
+    if workload in extra.WORKLOADS:
+        return extra.autograd_impl(workload)
+    raise NotAvailable("n/a")
+
+
+IMPLS = {"tracegrad": tracegrad_impl, "handnumba": handnumba_impl, "jax": jax_impl, "torch": torch_impl,
+         "autograd": autograd_impl}
 
 
 # ---------------------------------------------------------------- timing
@@ -408,39 +473,61 @@ def summarise(ts):
 
 # ---------------------------------------------------------------- one in-process workload
 
+def _build(rec, build, expected, dtype, fns, key):
+    """Build one implementation, call it once (first call, result check); register it for timing."""
+    try:
+        fn = build()
+        t0 = time.perf_counter()
+        out = fn()
+        rec["first_call_s"] = time.perf_counter() - t0
+        rec["check"] = check(flat(out), expected, dtype)
+        rec["status"] = "ok"
+        fns[key] = fn
+    except NotAvailable as e:
+        rec["status"] = str(e)
+    except Exception as e:       # a broken implementation must not hide the others' numbers
+        rec["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
 def run_workload(workload, impl_names, opts):
     expected = reference(workload)
-    dtype = np.float32 if workload.endswith("mlp") else np.float64
-    records, fns = {}, {}
+    dtype = workload_dtype(workload)
+    records, fns = {}, {}          # key "impl" or "impl/variant" -> record, callable
     for name in impl_names:
-        rec = {"workload": workload, "impl": name}
-        records[name] = rec
+        base = {"workload": workload, "impl": name}
         try:
-            fn = IMPLS[name](workload)
-            t0 = time.perf_counter()
-            out = fn()
-            rec["first_call_s"] = time.perf_counter() - t0
-            rec["check"] = check(flat(out), expected, dtype)
-            rec["status"] = "ok"
-            fns[name] = fn
+            impl = IMPLS[name](workload)
         except NotAvailable as e:
-            rec["status"] = str(e)
-        except Exception as e:       # a broken implementation must not hide the others' numbers
-            rec["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            records[name] = dict(base, status=str(e))
+            continue
+        except Exception as e:
+            records[name] = dict(base, status=f"error: {type(e).__name__}: "
+                                              f"{str(e).splitlines()[0] if str(e) else ''}")
+            continue
+        if isinstance(impl, Variants):
+            for label, build in impl.items():
+                key = f"{name}/{label}"
+                records[key] = dict(base, variant=label)
+                _build(records[key], build, expected, dtype, fns, key)
+        else:
+            records[name] = dict(base)
+            _build(records[name], lambda: impl, expected, dtype, fns, name)
     if workload == "dispatch":
         x = make_data("dispatch")
         fns["python_call"] = lambda: _noop(x)
+    if opts.check_only:
+        fns = {}
     samples = time_alternating(fns, opts.seconds, opts.rounds, opts.warmup) if fns else {}
-    base = statistics.median(samples["python_call"]) * 1e6 if workload == "dispatch" else 0.0
-    for name, ts in samples.items():
-        if name == "python_call":
+    base = statistics.median(samples["python_call"]) * 1e6 if "python_call" in samples else 0.0
+    for key, ts in samples.items():
+        if key == "python_call":
             continue
         s = summarise(ts)
-        if workload == "dispatch":     # call overhead: per-call time minus a plain Python call
+        if "python_call" in samples:   # dispatch: per-call time minus a plain Python call
             s = {"median_us": s["median_us"] - base, "min_us": s["min_us"] - base, "n": s["n"],
                  "raw_median_us": s["median_us"], "baseline_us": base}
-        records[name].update(s)
-    return [records[n] for n in impl_names]
+        records[key].update(s)
+    return list(records.values())
 
 
 # ---------------------------------------------------------------- compile workload (subprocesses)
@@ -452,16 +539,19 @@ def _run_isolated(workload, peer, opts):
            "--json", out, "--seconds", str(opts.seconds), "--rounds", str(opts.rounds)]
     if opts.quick:
         cmd.append("--quick")
+    if opts.check_only:
+        cmd.append("--check-only")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     try:
         with open(out) as f:
-            rec = json.load(f)["results"][0]
+            recs = json.load(f)["results"]
         os.unlink(out)
-        rec["process"] = "child"
-        return rec
+        for rec in recs:
+            rec["process"] = "child"
+        return recs
     except (OSError, ValueError, IndexError, KeyError):
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"workload": workload, "impl": peer, "status": f"error: child process: {err}"}
+        return [{"workload": workload, "impl": peer, "status": f"error: child process: {err}"}]
 
 
 def child_compile(framework):
@@ -526,7 +616,7 @@ def machine_info(backend, load_start):
     except OSError:
         pass
     versions = {"python": platform.python_version(), "numpy": np.__version__}
-    for dist in ("tracegrad", "numba", "llvmlite", "jax", "jaxlib", "torch"):
+    for dist in ("tracegrad", "numba", "llvmlite", "jax", "jaxlib", "torch", "autograd"):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -537,7 +627,8 @@ def machine_info(backend, load_start):
     except Exception:
         commit = None
     threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS", "XLA_FLAGS") if k in os.environ}
+                                          "NUMBA_NUM_THREADS", "XLA_FLAGS", "TRACEGRAD_COMPILE")
+               if k in os.environ}
     return {"cpu": cpu, "cores": os.cpu_count(), "thread_env": threads,
             "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
             "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -557,45 +648,73 @@ def fmt_time(us):
 
 
 def cell(rec):
+    if rec is None:
+        return "—"
     if rec.get("status") != "ok":
         st = rec.get("status", "")
         return "—" if st == "not installed" else (st if st.startswith("n/a") else "error")
+    if "median_us" not in rec:         # --check-only
+        return "ok" if rec.get("check", "ok") == "ok" else "(!)"
     return fmt_time(rec["median_us"]) + ("" if rec.get("check", "ok") == "ok" else " (!)")
 
 
-def print_table(results, impl_names):
-    peers = [n for n in impl_names if n != "tracegrad"]
-    head = ["workload", "tracegrad"] + peers + [f"tg/{p}" for p in peers]
+def _value(rec):
+    return rec.get("median_us") if rec is not None and rec.get("status") == "ok" else None
+
+
+def row_label(workload, variant=None):
+    label = {"dispatch": "dispatch (overhead)"}.get(workload, workload)
+    return f"{label}: {variant}" if variant else label
+
+
+def table_rows(section, results, impl_names):
+    """(heading, rows) of one section's table; None when none of its workloads ran."""
+    _, _, workloads, sec_peers, tg_head = section
+    peers = [n for n in sec_peers if n in impl_names]
+    head = ["workload", tg_head] + peers + [f"tg/{p}" for p in peers]
     rows = []
     for workload, recs in results:
-        by = {r["impl"]: r for r in recs}
-        if workload == "compile":
-            for phase in ("cold", "warm"):
-                vals = {n: (by[n][f"{phase}_s"] * 1e6 if by[n].get("status") == "ok" else None) for n in impl_names}
-                row = [f"compile ({phase})"] + [fmt_time(vals[n]) if vals[n] is not None else cell(by[n])
-                                                for n in impl_names]
-                rows.append(row + [_ratio(vals["tracegrad"], vals[p]) if "tracegrad" in vals else "—"
-                                   for p in peers])
+        if workload not in workloads:
             continue
-        label = {"dispatch": "dispatch (overhead)"}.get(workload, workload)
-        tg = by.get("tracegrad", {})
-        row = [label] + [cell(by[n]) for n in impl_names]
-        rows.append(row + [_ratio(tg.get("median_us") if tg.get("status") == "ok" else None,
-                                  by[p].get("median_us") if by[p].get("status") == "ok" else None)
-                           for p in peers])
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths)))
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
+        by = {r["impl"]: r for r in recs if "variant" not in r}
+        if workload == "compile":
+            names = ["tracegrad"] + peers
+            for phase in ("cold", "warm"):
+                vals = {n: (by[n][f"{phase}_s"] * 1e6 if by.get(n, {}).get("status") == "ok" else None)
+                        for n in names}
+                row = [f"compile ({phase})"] + [fmt_time(vals[n]) if vals[n] is not None else cell(by.get(n))
+                                                for n in names]
+                rows.append(row + [_ratio(vals["tracegrad"], vals[p]) for p in peers])
+            continue
+        tg_recs = [r for r in recs if r["impl"] == "tracegrad"] or [None]
+        for tg in tg_recs:
+            row = [row_label(workload, tg and tg.get("variant")), cell(tg)] + [cell(by.get(p)) for p in peers]
+            rows.append(row + [_ratio(_value(tg), _value(by.get(p))) for p in peers])
+    return (head, rows) if rows else None
+
+
+def print_table(results, impl_names, busy=0):
+    for section in SECTIONS:
+        table = table_rows(section, results, impl_names)
+        if table is None:
+            continue
+        head, rows = table
+        print(f"## {section[1]}" + (f" — busy: {busy} spinning process(es)" if busy else ""))
+        widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+        line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)   # noqa: E731
+                                   for i, (c, w) in enumerate(zip(r, widths)))
+        print(line(head))
+        print("  ".join("-" * w for w in widths))
+        for r in rows:
+            print(line(r))
+        print()
 
 
 def _ratio(a, b):
     if a is None or b is None or b <= 0:
         return "—"
-    return f"{a / b:.2f}"
+    r = a / b
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.2g}"
 
 
 def print_notes(results, impl_names):
@@ -603,14 +722,19 @@ def print_notes(results, impl_names):
     firsts = []
     for workload, recs in results:
         for r in recs:
+            where = f"{workload}/{r['impl']}" + (f" [{r['variant']}]" if r.get("variant") else "")
             if r.get("status", "ok") not in ("ok", "not installed") and not r["status"].startswith("n/a"):
-                print(f"  {workload}/{r['impl']}: {r['status']}")
+                print(f"  {where}: {r['status']}")
             if r.get("check", "ok") != "ok":
-                print(f"  {workload}/{r['impl']}: result check failed, {r['check']} (marked (!))")
+                print(f"  {where}: result check failed, {r['check']} (marked (!))")
         if any("first_call_s" in r for r in recs):
-            by = {r["impl"]: r for r in recs}
-            firsts.append([workload] + [f"{by[n]['first_call_s']:.2f} s" if "first_call_s" in by[n] else "—"
-                                        for n in impl_names])
+            by = {r["impl"]: r for r in recs if "variant" not in r}
+            tg_recs = [r for r in recs if r["impl"] == "tracegrad"] or [{}]
+            for tg in tg_recs:
+                by["tracegrad"] = tg
+                firsts.append([row_label(workload, tg.get("variant"))]
+                              + [f"{by[n]['first_call_s']:.2f} s" if "first_call_s" in by.get(n, {}) else "—"
+                                 for n in impl_names])
     if firsts:
         print("\nfirst call in this process (trace + compile + first run):")
         head = ["workload"] + list(impl_names)
@@ -627,14 +751,19 @@ def parse_args(argv=None):
     p.add_argument("--only", default=None, help=f"comma-separated workloads out of {','.join(WORKLOADS)}")
     p.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"), help="where to write results")
     p.add_argument("--no-peers", action="store_true", help="measure tracegrad only")
-    p.add_argument("--peers", default=",".join(PEERS), help="comma-separated peers (handnumba,jax,torch)")
-    p.add_argument("--backend", default=None, choices=("numba", "interpret"),
-                   help="tracegrad backend (default: $TRACEGRAD_BACKEND or numba)")
+    p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated peers ({','.join(PEERS)})")
     p.add_argument("--seconds", type=float, default=None, help="timed seconds per implementation and workload")
     p.add_argument("--rounds", type=int, default=None, help="alternation rounds")
     p.add_argument("--same-process", action="store_true",
                    help="time JAX and PyTorch in this process too (by default each runs in a child "
                         "process: their idle thread pools spin and slow whatever runs next on 2 cores)")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="keep N spinning processes running while measuring (a loaded machine)")
+    p.add_argument("--check-only", action="store_true",
+                   help="call every implementation once and check its result; no timing")
+    p.add_argument("--compile", default=None, choices=("sync", "background", "never"),
+                   help="tracegrad's compile mode for tg.jit (sets TRACEGRAD_COMPILE; default: the "
+                        "environment's, else sync, so that timed calls run native code)")
     p.add_argument("--peers-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-compile", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -647,12 +776,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     opts = parse_args(argv)
-    if opts.backend:
-        os.environ["TRACEGRAD_BACKEND"] = opts.backend
     if opts.child_compile:
         child_compile(opts.child_compile)
         return 0
-    backend = os.environ.get("TRACEGRAD_BACKEND", "numba")
+    if opts.compile:
+        os.environ["TRACEGRAD_COMPILE"] = opts.compile
+    else:        # time native code, not an interpreter tier running while native code is built
+        os.environ.setdefault("TRACEGRAD_COMPILE", "sync")
+    backend = "interpreter" if os.environ["TRACEGRAD_COMPILE"] == "never" else "numba"
     workloads = WORKLOADS if not opts.only else tuple(w.strip() for w in opts.only.split(",") if w.strip())
     for w in workloads:
         if w not in WORKLOADS:
@@ -672,32 +803,52 @@ def main(argv=None):
     load_start = os.getloadavg()[0]
     cache = tempfile.mkdtemp(prefix="tg-bench-cache-")
     os.environ["TRACEGRAD_CACHE_DIR"] = cache
-    print(f"tracegrad backend: {backend}; peers: {', '.join(peers) or 'none'}; "
-          f"{opts.seconds:g} s per implementation in {opts.rounds} round(s)", flush=True)
+    timing = "results only, no timing" if opts.check_only else \
+        f"{opts.seconds:g} s per implementation in {opts.rounds} round(s)"
+    print(f"tracegrad backend: {backend}, compile mode {os.environ['TRACEGRAD_COMPILE']}; "
+          f"peers: {', '.join(peers) or 'none'}; {timing}; busy: {opts.busy}; "
+          f"load average {load_start:.2f}", flush=True)
     if load_start > (os.cpu_count() or 1) * 0.5:
         print(f"note: load average {load_start:.1f} on {os.cpu_count()} cores; other work is running, "
               f"expect noisy timings (multi-threaded BLAS/Numba regions suffer most)", flush=True)
     results = []
+    spinners = Spinners(opts.busy)
     try:
-        for w in workloads:
-            t0 = time.perf_counter()
-            if w == "compile":
-                recs = run_compile(impl_names, opts)
-            else:
-                recs = run_workload(w, local, opts) + [_run_isolated(w, p, opts) for p in isolated]
-                recs.sort(key=lambda r: impl_names.index(r["impl"]))
-            results.append((w, recs))
-            print(f"  {w}: done in {time.perf_counter() - t0:.1f} s", flush=True)
+        with spinners:
+            if opts.busy:
+                print(f"busy: {opts.busy} spinning process(es), pids {' '.join(map(str, spinners.pids()))}",
+                      flush=True)
+            for w in workloads:
+                t0 = time.perf_counter()
+                mine = [n for n in impl_names if n == "tracegrad" or n in section_of(w)[3]]
+                if w == "compile" and opts.check_only:
+                    recs = [{"workload": w, "impl": n, "status": "n/a (--check-only)"} for n in mine]
+                elif w == "compile":
+                    recs = run_compile(mine, opts)
+                else:
+                    recs = run_workload(w, [n for n in local if n in mine], opts)
+                    for p in isolated:
+                        if p in mine:
+                            recs += _run_isolated(w, p, opts)
+                    recs.sort(key=lambda r: impl_names.index(r["impl"]))
+                results.append((w, recs))
+                print(f"  {w}: done in {time.perf_counter() - t0:.1f} s", flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
+    load_end = os.getloadavg()[0]
     if not opts.peers_only:    # a child measuring peers only reports through its JSON
-        print()
-        print_table(results, impl_names)
+        print(f"\nload average {load_start:.2f} at start, {load_end:.2f} at end"
+              + (f"; busy: {opts.busy} spinning process(es) during the measurement" if opts.busy else "")
+              + "\n")
+        print_table(results, impl_names, opts.busy)
         print_notes(results, impl_names)
     doc = {"machine": machine_info(backend, load_start),
            "settings": {"quick": opts.quick, "seconds": opts.seconds, "rounds": opts.rounds,
-                        "warmup": opts.warmup, "peers": peers, "workloads": list(workloads)},
+                        "warmup": opts.warmup, "peers": peers, "workloads": list(workloads),
+                        "busy": opts.busy, "check_only": opts.check_only,
+                        "compile_mode": os.environ["TRACEGRAD_COMPILE"]},
+           "busy": spinners.info(),
            "results": [r for _, recs in results for r in recs]}
     os.makedirs(os.path.dirname(os.path.abspath(opts.json)), exist_ok=True)
     with open(opts.json, "w") as f:

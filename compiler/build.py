@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from tracegrad.errors import AnomalyError
 
 from . import cache
 
-_MEMO: dict = {}        # module name -> compiled dispatcher (one per process and kernel source)
+_MEMO: dict = {}        # module name -> loaded kernel module (one per process and kernel source)
 CALLBACKS: dict = {}    # registry key -> tuple of tg.pure_callback objects (read in object mode)
 _keys = iter(range(1, 1 << 62))
 
@@ -58,30 +59,57 @@ def _signature(gen):
                  for dt, nd in gen.signature)
 
 
-def compile_kernel(gen):
-    """(module, from_disk_cache, path) for generated kernel `gen`; `module.kernel` is compiled."""
-    import numba
-    name = cache.key(gen.source)
+def compile_module(name: str, path: str, source: str, signature, parallel: bool):
+    """The kernel module `name` (file `path`), its kernel compiled for `signature`: loaded from
+    Numba's disk cache when a worker (or an earlier process) compiled it, compiled here otherwise."""
     hit = _MEMO.get(name)
     if hit is not None:
-        return hit[0], False, hit[1]
-    path = cache.ensure_source(name, gen.source)
+        return hit
+    import numba
     with cache.lock(path), warnings.catch_warnings():
         # Numba's performance hints are about generated code the user did not write
         warnings.simplefilter("ignore", category=numba.core.errors.NumbaWarning)
         try:
-            mod = _load_module(name, path, gen.source)
-            disp = numba.njit(mod.kernel, cache=True, error_model="numpy", parallel=gen.parallel)
+            mod = _load_module(name, path, source)
+            disp = numba.njit(mod.kernel, cache=True, error_model="numpy", parallel=parallel)
             cache.guard_numba_cache(disp, name)
-            disp.compile(_signature(gen))
-        except Exception as exc:   # noqa: BLE001  (every Numba failure is re-raised below)
+            disp.compile(signature)
+        except BaseException:
             sys.modules.pop(name, None)
-            raise translate_error(exc, gen, path) from None
-    from_disk = bool(disp.stats.cache_hits)
+            raise
     disp.disable_compile()
     mod.dispatcher = disp
-    _MEMO[name] = (mod, path)
-    return mod, from_disk, path
+    mod.from_disk_cache = bool(disp.stats.cache_hits)
+    _MEMO[name] = mod
+    return mod
+
+
+def compile_kernel(gen):
+    """(module, from_disk_cache, path) for generated kernel `gen`; `module.kernel` is compiled."""
+    name = cache.key(gen.source)
+    path = cache.ensure_source(name, gen.source)
+    fresh = name not in _MEMO
+    try:
+        mod = compile_module(name, path, gen.source, _signature(gen), gen.parallel)
+    except Exception as exc:   # noqa: BLE001  (every Numba failure is re-raised below)
+        raise translate_error(exc, gen, path) from None
+    return mod, fresh and mod.from_disk_cache, path
+
+
+def load_part(ir, kernel, check_finite):
+    """The runner of one kernel: Numba loads it from its disk cache (or compiles it here)."""
+    gen = kernel.gen
+    mod, from_disk, path = compile_kernel(gen)
+    consts = tuple(flat_const(c, v.aval) for v, c in ir.consts)
+    key = register_callbacks(gen.callbacks)
+    run = mod.make_runner(mod.dispatcher, consts, coercer([v.aval for v in ir.inputs]),
+                          anomaly_raiser(gen.anomaly_eqns), key)
+    if key:
+        weakref.finalize(run, CALLBACKS.pop, key, None)
+    run.from_disk_cache = from_disk
+    run.path = path
+    run.dispatcher = mod.dispatcher
+    return run
 
 
 def translate_error(exc, gen, path):
@@ -113,7 +141,7 @@ def translate_error(exc, gen, path):
         msg.append(f"  generated code, {path}:{where}:")
         msg.append(f"      {lines[where - 1].strip()}")
     msg.append(f"  Numba said: {reason}")
-    msg.append("  (this is a bug in tracegrad's lowering of that primitive: compiler/lowering.py; "
+    msg.append("  (this is a bug in tracegrad's lowering of that primitive: compiler/lowering/; "
                "tg.eager() runs the same IR without compiling)")
     return cls("\n".join(msg))
 

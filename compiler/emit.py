@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracegrad.ir import Lit, Var, _pretty, format_src, short_dtype
+from tracegrad.ir import Aval, Lit, Var, _pretty, format_src, short_dtype
 
-from . import layout, loops
-from .kernels import HELPERS
-from .lowering import lit, np_type
+from . import callables, layout, loops
+from .fuse import Plan
+from .rules import KERNEL_HELPERS, lit, np_type
 
 _HELPERS = {
     "_debug_print": """
@@ -59,6 +59,7 @@ class Generated:
     signature: list       # (dtype, ndim) per kernel parameter (ndim -1: a scalar)
     callbacks: list = None  # tg.pure_callback objects the kernel calls, by slot
     anomaly_eqns: dict = None   # anomaly key -> equation (check_finite)
+    eqns: list = None       # the planned equations (error messages number them)
 
 
 class Workspace:
@@ -116,6 +117,7 @@ class Emitter:
         self.helpers: set = set()               # module-level Python helpers object mode calls
         self.kernels: set = set()               # compiler.kernels helpers called
         self.callbacks: list = []               # tg.pure_callback objects, by slot
+        self.table: list = []                   # helper calls' integer parameters (`P_`)
         self.pinned: set = set()                # values whose storage a caller owns
         self.key_frame = (0, None, len(plan.eqns))
         self.none_key = repr(float(len(plan.eqns)))   # bad_ before any anomaly
@@ -193,12 +195,32 @@ class Emitter:
         self.storage[v] = (name, 0)
         return self.storage[v]
 
+    def plan_body(self, ir):
+        """The fusion plan of a nested IR (a loop or branch body), emitted inline by its lowering."""
+        return Plan(ir, self.plan.check_finite)
+
     def temp_value(self, shape, dtype) -> Var:
         """A scratch array (released after this group) that accesses can name as their root."""
-        from tracegrad.ir import Aval
         v = Var(Aval(shape, dtype))
         self.storage[v] = self.temp(dtype, v.aval.size)
         return v
+
+    def helper_call(self, fn, arrays, ints, what=""):
+        """A call of `kernels.fn` on `arrays`, its integer parameters (offsets, sizes, flags) in
+        the kernel's parameter table: `fn(arrays..., P_, np.int64(k))` reads them at P_[k:].
+        A parameter known only at run time (an offset inside a loop body) is stored first."""
+        if not self.table:    # P_[0]: cores free now (set by the runner), P_[1]: BLAS's default
+            self.table.extend((1, 1))
+        k = len(self.table)
+        static = [v if isinstance(v, (bool, int, np.integer)) else 0 for v in ints]
+        self.table.extend(int(v) for v in static)
+        self.kernels.add(fn)
+        shown = tuple(int(v) if isinstance(v, (bool, int, np.integer)) else v for v in ints)
+        self.comment(f"{fn} parameters P_[{k}:{len(self.table)}] = {shown}{what}".replace("'", ""))
+        for j, v in enumerate(ints):
+            if not isinstance(v, (bool, int, np.integer)):
+                self.line(f"P_[{k + j}] = {v}")
+        self.line(f"{fn}({', '.join(arrays)}, P_, np.int64({k}))")
 
     def callback_slot(self, callback) -> int:
         self.callbacks.append(callback)
@@ -368,6 +390,8 @@ class Emitter:
             self.line(f"bad_ = {self.none_key}", None)
         self.emit_groups(plan, keep=())
         self._epilogue()
+        if "gemm" in self.kernels:
+            self.line("blas_set_threads(P_[1])   # BLAS back to its default thread count", None)
         self.line("return bad_" if plan.check_finite else "return 0", None)
         return self._render()
 
@@ -428,12 +452,14 @@ class Emitter:
             out_args.append(f"{name}.reshape(-1)" if a.aval.ndim > 1 else name)
             outs.append(name)
         works = [(workspace_name(dt), n, dt) for dt, n in self._workspaces()]
+        if self.table:
+            works.append(("P_", None, np.dtype(np.int64)))
         extra = ["key"] if self.callbacks else []
         call = f"kernel({', '.join(in_args + consts + out_args + [w for w, _, _ in works] + extra)})"
         res = "bad = " if self.plan.check_finite else ""
         sig = ", ".join(ins)
         tup = lambda xs: f"({', '.join(xs)}{',' if len(xs) == 1 else ''})"   # noqa: E731
-        alloc_ws = [f"{w} = empty({n}, {np_type(dt)})" for w, n, dt in works]
+        alloc_ws = [f"{w} = empty({n}, {np_type(dt)})" for w, n, dt in works if w != "P_"]
         # Python code called from the kernel (debug_print, callbacks) may re-enter this function,
         # so such kernels get fresh workspaces per call; the others reuse one set.
         reentrant = self.uses_objmode
@@ -442,12 +468,21 @@ class Emitter:
                  "    empty = np.empty"]
         if consts:
             lines.append(f"    {tup(consts)} = consts")
+        if self.table:
+            lines.append(f"    P_ = np.array({self.table!r}, np.int64)   # helper calls' parameters")
+        uses_blas = "gemm" in self.kernels
+        if uses_blas:
+            lines.append("    P_[1] = default_threads()")
         if not reentrant:
             lines += [f"    {x}" for x in alloc_ws]
         lines += ["", f"    def run({sig}):"]
         if reentrant:
             lines += [f"        {x}" for x in alloc_ws]
         lines += [f"        {x}" for x in allocs]
+        if uses_blas:
+            lines.append("        P_[0] = free_cores()   # BLAS threads: the cores other processes leave free")
+        if self.uses_prange:
+            lines.append("        set_num_threads(min(free_cores(), config.NUMBA_NUM_THREADS))")
         if ins:
             lines += ["        try:", f"            {res}{call}",
                       "        except (TypeError, AttributeError):   # not exactly the compiled types",
@@ -475,17 +510,26 @@ class Emitter:
             "from numba import objmode, prange",
         ]
         body_text = "\n".join(text for _, text, _, _ in self.lines)
-        self.kernels |= {h for h in HELPERS if re.search(rf"\b{h}\(", body_text)}
+        self.kernels |= {h for h in KERNEL_HELPERS if re.search(rf"\b{h}\(", body_text)}
         if self.kernels:
             head.append(f"from compiler.kernels import {', '.join(sorted(self.kernels))}")
+        if "gemm" in self.kernels:
+            head.append("from compiler.blas import blas_set_threads, default_threads")
+        if "gemm" in self.kernels or self.uses_prange:
+            head.append("from compiler.cores import free as free_cores")
+        if self.uses_prange:
+            head.append("from numba import config, set_num_threads")
+        head += callables.import_lines(body_text)
         head.append("")
         for h in sorted(self.helpers):
             head += ["", *_HELPERS[h].strip("\n").split("\n"), ""]
         params = [name for name, _, _, _ in self.params]
-        works = [workspace_name(dt) for dt, _ in self._workspaces()]
+        works = [workspace_name(dt) for dt, _ in self._workspaces()] + (["P_"] if self.table else [])
         extra = ["callbacks_"] if self.callbacks else []
         signature = [(dt, nd) for _, dt, nd, _ in self.params]
         signature += [(dt, 1) for dt, _ in self._workspaces()]
+        if self.table:
+            signature.append((np.dtype(np.int64), 1))
         if self.callbacks:
             signature.append((np.dtype(np.int64), -1))      # the callbacks' registry key
         types = ", ".join(f"{n}: {short_dtype(dt)}{'[]' if nd == 0 else '[:]' if nd == 1 else ''}"
@@ -502,7 +546,7 @@ class Emitter:
         out += self._runner()
         source = "\n".join(out) + "\n"
         return Generated(source, line_eqn, parallel, self.plan.check_finite, signature,
-                         list(self.callbacks), dict(self.anomaly_eqns))
+                         list(self.callbacks), dict(self.anomaly_eqns), list(self.plan.eqns))
 
 
 def generate(plan) -> Generated:

@@ -25,7 +25,7 @@ from tracegrad import primitives as P
 from tracegrad.ir import Eqn, Lit, Var
 
 from . import layout
-from .lowering import Block, Reduction, View, lowering
+from .rules import Block, Reduction, View, lowering
 
 
 def squeeze(shape) -> tuple:

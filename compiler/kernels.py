@@ -2,8 +2,10 @@
 
 Numba charges compile time per call site of an array API (`np.dot` alone costs ~0.5 s to type and
 lower in every kernel that uses it); a call to an already-compiled jitted function costs a few
-milliseconds. So anything heavy and generic lives here, typed on flat buffers plus offsets and
-static sizes, and kernels only emit calls. Each branch below fixes its array layouts, so Numba
+milliseconds. So anything heavy and generic lives here, typed on flat buffers, and kernels only
+emit calls. A call's integer parameters (offsets, sizes, flags) are read from the kernel's
+parameter table `p` at row `k` rather than passed one by one: each argument of a call costs Numba
+typing time in every kernel (~20 ms for a twelve-argument call against ~8 ms for five). Each branch below fixes its array layouts, so Numba
 never unifies C and F views into slow 'A' arrays.
 """
 from __future__ import annotations
@@ -12,16 +14,27 @@ import numpy as np
 from numba import njit
 from numpy.linalg import LinAlgError
 
+from .blas import blas_set_threads
+from .cache import guard_numba_cache
+from .rules import KERNEL_HELPERS
+
 _OPTS = dict(cache=True, error_model="numpy", nogil=False)
+GEMM_THREADED_MIN = 1 << 18     # multiply-adds below which BLAS gets one thread
 
 
 @njit(**_OPTS)
-def gemm(a, ao, ta, b, bo, tb, c, co, B, M, K, N):
-    """c[co:] (B, M, N) = a[ao:] (B, M, K) @ b[bo:] (B, K, N), all C-ordered flat blocks.
+def gemm(a, b, c, p, k):
+    """c[co:] (B, M, N) = a[ao:] (B, M, K) @ b[bo:] (B, K, N), all C-ordered flat blocks, with
+    (ao, ta, bo, tb, co, B, M, K, N) = p[k:k+9].
 
     `ta`: the a block is stored as (B, K, M) (so each matrix is used transposed); `tb` likewise
     (B, N, K) for b. BLAS handles transposes through its flags: no copies.
     """
+    ao, ta, bo, tb, co = p[k], p[k + 1] != 0, p[k + 2], p[k + 3] != 0, p[k + 4]
+    B, M, K, N = p[k + 5], p[k + 6], p[k + 7], p[k + 8]
+    # p[0]: the cores free right now (the runner's `cores.free()`); small products run on one
+    # thread, where waking BLAS's threads costs more than it saves
+    blas_set_threads(p[0] if M * K * N >= GEMM_THREADED_MIN else 1)
     for i in range(B):
         x0 = ao + i * M * K
         y0 = bo + i * K * N
@@ -41,9 +54,11 @@ def gemm(a, ao, ta, b, bo, tb, c, co, B, M, K, N):
 
 
 @njit(**_OPTS)
-def gemm_loops(a, ao, ta, b, bo, tb, c, co, B, M, K, N):
+def gemm_loops(a, b, c, p, k):
     """`gemm` for integer and bool dtypes (no BLAS): explicit loops, int64 accumulation
     (bool: or of ands, as NumPy's matmul)."""
+    ao, ta, bo, tb, co = p[k], p[k + 1] != 0, p[k + 2], p[k + 3] != 0, p[k + 4]
+    B, M, K, N = p[k + 5], p[k + 6], p[k + 7], p[k + 8]
     for i in range(B):
         for m in range(M):
             for n in range(N):
@@ -56,8 +71,10 @@ def gemm_loops(a, ao, ta, b, bo, tb, c, co, B, M, K, N):
 
 
 @njit(**_OPTS)
-def sort_rows(x, xo, rows, n, vals, vo, perm, po):
-    """Stable ascending sort (NaNs last) of each C-ordered row of x[xo:] (rows x n)."""
+def sort_rows(x, vals, perm, p, k):
+    """Stable ascending sort (NaNs last) of each C-ordered row of x[xo:] (rows x n), with
+    (xo, rows, n, vo, po) = p[k:k+5]."""
+    xo, rows, n, vo, po = p[k], p[k + 1], p[k + 2], p[k + 3], p[k + 4]
     for r in range(rows):
         row = x[xo + r * n:xo + (r + 1) * n]
         p = np.argsort(row, kind="mergesort")
@@ -67,8 +84,10 @@ def sort_rows(x, xo, rows, n, vals, vo, perm, po):
 
 
 @njit(**_OPTS)
-def lu_factor(a, ao, nb, n, lu, lo, piv, po, perm, qo):
-    """Partial-pivoting LU (Doolittle, LAPACK getf2 order) of nb C-ordered n x n matrices."""
+def lu_factor(a, lu, piv, perm, p, k):
+    """Partial-pivoting LU (Doolittle, LAPACK getf2 order) of nb C-ordered n x n matrices, with
+    (ao, nb, n, lo, po, qo) = p[k:k+6]."""
+    ao, nb, n, lo, po, qo = p[k], p[k + 1], p[k + 2], p[k + 3], p[k + 4], p[k + 5]
     for b in range(nb):
         base = lo + b * n * n
         for i in range(n * n):
@@ -102,9 +121,12 @@ def lu_factor(a, ao, nb, n, lu, lo, piv, po, perm, qo):
 
 
 @njit(**_OPTS)
-def tri_solve(a, ao, b, bo, x, xo, nb, n, m, lower, trans, unit):
+def tri_solve(a, b, x, p, k):
     """Solve op(T) x = b for nb C-ordered blocks (a: n x n, b and x: n x m); T is the lower (or
-    upper) triangle of a, op(T) = T or T.T, with a unit diagonal if `unit`."""
+    upper) triangle of a, op(T) = T or T.T, with a unit diagonal if `unit`; with
+    (ao, bo, xo, nb, n, m, lower, trans, unit) = p[k:k+9]."""
+    ao, bo, xo, nb, n, m = p[k], p[k + 1], p[k + 2], p[k + 3], p[k + 4], p[k + 5]
+    lower, trans, unit = p[k + 6] != 0, p[k + 7] != 0, p[k + 8] != 0
     for g in range(nb):
         A = ao + g * n * n
         if not unit:
@@ -131,8 +153,10 @@ def tri_solve(a, ao, b, bo, x, xo, nb, n, m, lower, trans, unit):
 
 
 @njit(**_OPTS)
-def cholesky(a, ao, l, lo, nb, n):
-    """Lower Cholesky factors of nb C-ordered n x n matrices (only their lower triangles read)."""
+def cholesky(a, l, p, k):
+    """Lower Cholesky factors of nb C-ordered n x n matrices (only their lower triangles read),
+    with (ao, lo, nb, n) = p[k:k+4]."""
+    ao, lo, nb, n = p[k], p[k + 1], p[k + 2], p[k + 3]
     for g in range(nb):
         A = ao + g * n * n
         L = lo + g * n * n
@@ -192,14 +216,9 @@ def grow_buffer(buf, need):
     return new
 
 
-HELPERS = ("gemm", "gemm_loops", "sort_rows", "lu_factor", "tri_solve", "cholesky", "ipow",
-           "floordiv_f", "grow_buffer")
-
-
 def _guard_caches():
     # a damaged cache entry of a helper is rebuilt, like a kernel's (see cache.guard_numba_cache)
-    from .cache import guard_numba_cache
-    for name in HELPERS:
+    for name in KERNEL_HELPERS:
         guard_numba_cache(globals()[name], "kernels")
 
 

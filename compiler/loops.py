@@ -10,7 +10,7 @@ the work pays for the threads.
 from __future__ import annotations
 
 from . import layout
-from .lowering import Reduction, View, np_type
+from .rules import Reduction, View, np_type
 
 # A loop runs its outermost axis with prange when points x per-point cost reaches this. Measured
 # here: the 1e6-element `chain` gradient (~60 ops per point) runs 31 ms serial, 15 ms on 2 threads;

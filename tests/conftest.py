@@ -1,4 +1,10 @@
-"""Test configuration: an on-disk compile cache shared by the run, and backend fixtures."""
+"""Test configuration: an on-disk compile cache shared by the run, and the compile mode.
+
+Tests run on the interpreter tier (TRACEGRAD_COMPILE=never: the same IR the compiler gets, run with
+the NumPy impls, no compile time); tests marked `compiled` wait for native code
+(TRACEGRAD_COMPILE=sync). `TG_TEST_COMPILE=sync python -m pytest` runs every test compiled (a slow
+sweep worth running when lowerings change).
+"""
 import os
 import pathlib
 
@@ -8,14 +14,11 @@ _ROOT = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault("TRACEGRAD_CACHE_DIR", str(_ROOT / ".cache" / "tracegrad-tests"))
 
 
-@pytest.fixture
-def interpret(monkeypatch):
-    """Run transforms through the NumPy interpreter instead of Numba (same IR, no compile time).
-
-    TG_TEST_BACKEND=numba runs these tests compiled instead (a slow sweep that has found real bugs)."""
-    monkeypatch.setenv("TRACEGRAD_BACKEND", os.environ.get("TG_TEST_BACKEND", "interpret"))
+def pytest_configure(config):
+    config.addinivalue_line("markers", "compiled: the test runs with native code (TRACEGRAD_COMPILE=sync)")
 
 
-@pytest.fixture
-def numba_backend(monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_BACKEND", "numba")
+@pytest.fixture(autouse=True)
+def _compile_mode(request, monkeypatch):
+    mode = "sync" if request.node.get_closest_marker("compiled") else os.environ.get("TG_TEST_COMPILE", "never")
+    monkeypatch.setenv("TRACEGRAD_COMPILE", mode)

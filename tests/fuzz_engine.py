@@ -16,7 +16,7 @@ h = 1e-3, 1e-3/8, ... and stencils at x + k h d, k = -3..3:
 Second derivatives use the same stencils (one-sided second-order second differences agree: C2)
 along v + w and v - w, whose difference is 4 v^T H w.
 
-AD, in each mode ("jit" on the interpreter backend, "eager"): forward (jvp, elementwise against
+AD, in each mode ("jit": traced, on the tier the test runs on, "eager"): forward (jvp, elementwise against
 the finite differences), reverse (<vjp(u), v> against <u, jvp(v)>), and second order
 forward-over-forward (elementwise), forward-over-reverse, reverse-over-reverse and
 reverse-over-forward (each against u . forward-over-forward, and all against finite differences).
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

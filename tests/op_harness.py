@@ -26,15 +26,6 @@ TOL = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-5),
        np.dtype(np.float64): dict(rtol=1e-10, atol=1e-10)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def interpret_backend():
-    """Transforms run on the NumPy interpreter backend (the same IR the compiler gets)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TRACEGRAD_BACKEND", os.environ.get("TG_TEST_BACKEND", "interpret"))
-    yield
-    mp.undo()
-
-
 def quiet(fn, *args, **kwargs):
     """Call with NumPy's floating-point warnings silenced (domain edges are deliberate)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -7,9 +7,6 @@ from tracegrad import ops
 from tracegrad import primitives as P
 
 
-@pytest.fixture(autouse=True)
-def _interpret(interpret):
-    pass
 
 
 def f(x):

@@ -8,7 +8,7 @@ import pytest
 
 import tracegrad as tg
 
-pytestmark = pytest.mark.usefixtures("numba_backend")
+pytestmark = pytest.mark.compiled
 
 
 def forward_log(x):

@@ -34,7 +34,7 @@ def expected_grad():
 
 
 def run_child(cache_dir, background=False):
-    env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(cache_dir), TRACEGRAD_BACKEND="numba")
+    env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(cache_dir), TRACEGRAD_COMPILE="sync")
     env.pop("NUMBA_CACHE_DIR", None)
     env.pop("TRACEGRAD_EAGER", None)
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE,
@@ -105,7 +105,7 @@ def test_concurrent_processes_do_not_corrupt_the_cache(tmp_path):
     assert run_child(tmp_path)["from_disk_cache"] is True
 
 
-@pytest.mark.usefixtures("numba_backend")
+@pytest.mark.compiled
 def test_cache_dir_follows_environment(tmp_path, monkeypatch):
     import compiler.cache as cache
     monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path / "here"))

@@ -10,7 +10,7 @@ import pytest
 
 import tracegrad as tg
 
-pytestmark = pytest.mark.usefixtures("numba_backend")
+pytestmark = pytest.mark.compiled
 
 
 def agree(fn, *args, rtol=1e-12):
@@ -206,18 +206,22 @@ def test_dynamic_length_scan_checks_its_rows():
         tg.jit(f)(np.int64(4), np.ones(2), xs)
 
 
-def test_run_time_sized_values_outside_loops_run_with_numpy():
-    # a residual buffer returned to the caller cannot be sized by the runner: the IR runs with
-    # the NumPy impls, and says so
+def test_run_time_sized_values_outside_loops_run_on_the_interpreter_tier():
+    # a residual buffer returned to the caller cannot be sized by the runner: the compiler refuses
+    # the IR, saying why, and its entry runs it on the interpreter tier
     import compiler
     from tracegrad.ir import IR
+    from tracegrad.tiers import Entry
     x = np.array([0.3, 0.4])
     ir = tg.make_ir(tg.grad(grow_until))(x, 1.0)
     loop = next(e for e in ir.eqns if e.prim.name == "while")
     leaky = IR(ir.inputs, ir.consts, ir.eqns, ir.outputs + (loop.outs[-1],))
-    run = compiler.compile_ir(leaky)
-    assert run.source.startswith("# not compiled (a value of run-time length (f64[-1,2]) is an output")
-    grad, saved = run(x, 1.0)
+    with pytest.raises(compiler.NotCompilable, match=r"run-time length \(f64\[-1,2\]\) is an output"):
+        compiler.compile_ir(leaky)
+    entry = Entry(leaky, tg.tree_flatten((0, 0))[1], False, "sync")
+    assert entry.tier == "interpreted" and "run-time length" in entry.why
+    assert entry.source().startswith("# not compiled (a value of run-time length (f64[-1,2]) is an output")
+    grad, saved = entry.run(x, 1.0)
     np.testing.assert_allclose(grad, tg.grad(grow_until)(x, 1.0))
     assert saved.shape[1] == 2 and saved.shape[0] > 0
 

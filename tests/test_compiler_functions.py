@@ -8,7 +8,7 @@ import tracegrad as tg
 
 import compiler
 
-pytestmark = pytest.mark.usefixtures("numba_backend")
+pytestmark = pytest.mark.compiled
 
 
 def three_way(fn, args, reference, rtol):

@@ -9,9 +9,9 @@ import tracegrad as tg
 from tracegrad.ir import Var
 
 from compiler.fuse import Plan
-from compiler.lowering import Reduction
+from compiler.rules import Reduction
 
-pytestmark = pytest.mark.usefixtures("numba_backend")
+pytestmark = pytest.mark.compiled
 
 
 def random_program(seed, n_ops=14):

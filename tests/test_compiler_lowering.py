@@ -15,9 +15,9 @@ from tracegrad.ir import Aval
 from tracegrad.primitives import all_primitives, impl_rules, shape_rules
 from tracegrad.trace import bind
 
-from compiler.lowering import LOWERINGS
+from compiler.rules import LOWERINGS
 
-pytestmark = pytest.mark.usefixtures("numba_backend")
+pytestmark = pytest.mark.compiled
 
 TOL = {np.dtype(np.float32): dict(rtol=3e-5, atol=3e-6), np.dtype(np.float64): dict(rtol=1e-12, atol=1e-13)}
 RNG = np.random.default_rng(1234)
@@ -27,7 +27,7 @@ def test_every_primitive_with_an_impl_has_a_lowering():
     missing = [name for name, p in all_primitives.items()
                if p in impl_rules and p not in LOWERINGS
                and not p.inline_before_compile]
-    assert not missing, f"primitives without a Numba lowering in compiler/lowering.py: {missing}"
+    assert not missing, f"primitives without a Numba lowering in compiler/lowering/: {missing}"
 
 
 # ---------------------------------------------------------------- inputs

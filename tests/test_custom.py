@@ -13,18 +13,13 @@ from tracegrad.primitives import all_primitives, impl_rules, jvp_rules, shape_ru
 
 
 
-@pytest.fixture(autouse=True)
-def _interpret_unless_compiled(request, monkeypatch):
-    """The NumPy interpreter backend, except for tests asking for the Numba one."""
-    if "numba_backend" not in request.fixturenames:
-        monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
 
 X = np.array([0.3, -0.8, 1.4])
 W = np.array([2.0, -1.5, 0.5])
 
 
 def modes():
-    """Run a check traced-and-compiled (interpret backend) and in eager mode."""
+    """Run a check traced (interpreter tier) and in eager mode."""
     return [tg.eager(False), tg.eager(True)]
 
 
@@ -611,7 +606,7 @@ def test_inline_calls_handles_nesting_and_keeps_semantics():
     assert any(e.fwd_src is not None for e in flat.eqns)
 
 
-@pytest.mark.usefixtures("numba_backend")
+@pytest.mark.compiled
 def test_compiled_backend_uses_the_custom_rules():
     class Exp(tg.Function):
         @staticmethod

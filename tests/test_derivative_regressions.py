@@ -1,5 +1,5 @@
 """Regressions of the issue "zero silent wrong derivatives: higher orders, special points, empty
-arrays": each once in eager mode and traced on the interpreter backend, and all together in one
+arrays": each once in eager mode and traced on the interpreter tier, and all together in one
 compiled (Numba) kernel. Expected derivatives are central finite differences of NumPy itself in
 float64 (or exact closed forms), never another library's output.
 
@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
-from op_harness import interpret_backend  # noqa: F401  (interpreter backend for this module)
 
 MODES = ("jit", "eager")
 rng = np.random.default_rng(11)
@@ -223,15 +222,16 @@ def test_allclose_in_python_control_flow_and_under_grad():
         np.testing.assert_array_equal(tg.grad(f)(np.zeros(3)), [1.0, 1.0, 1.0])
     with pytest.raises(tg.TracerError):
         tg.jit(f)(np.ones(3))
-    with pytest.raises(TypeError, match="floating-point output"):
+    with pytest.raises(TypeError, match="floating-point.*got bool"):
         tg.grad(lambda x: np.allclose(x, 1.0))(np.ones(3))
-    with pytest.raises(TypeError, match="floating-point output"):
+    with pytest.raises(TypeError, match="floating-point.*got bool"):
         tg.grad(lambda x: np.isclose(x, 1.0)[0])(np.ones(3))
 
 
 # ---------------------------------------------------------------- compiled
 
-def test_compiled_kernel_agrees_with_finite_differences(numba_backend):
+@pytest.mark.compiled
+def test_compiled_kernel_agrees_with_finite_differences():
     """The five regressions in one Numba kernel (values, first and second derivatives)."""
     a_sing = SINGULAR[1]
     e1, e2 = np.zeros((0, 2, 3)), np.zeros((0, 3, 4))

@@ -19,7 +19,7 @@ W = np.random.default_rng(1).standard_normal((3, 2))
 X = np.random.default_rng(2).standard_normal((4, 3))
 
 
-def test_eager_context_matches_traced_and_allows_python_if(interpret):
+def test_eager_context_matches_traced_and_allows_python_if():
     with tg.eager():
         g = tg.grad(loss)(W, X)
     hval = np.tanh(X @ W)
@@ -27,7 +27,10 @@ def test_eager_context_matches_traced_and_allows_python_if(interpret):
     static = tg.grad(lambda w, x: np.mean((np.tanh(x @ w) * scale) ** 2))(W, X)
     np.testing.assert_allclose(g, static, rtol=1e-12)
     with pytest.raises(tg.TracerError):
-        tg.grad(loss)(W, X)
+        tg.jit(tg.grad(loss))(W, X)
+    # without an explicit tg.jit, the implicit compilation falls back to eager mode, with a warning
+    with pytest.warns(tg.EagerFallbackWarning, match=r"test_eager.py:\d+"):
+        np.testing.assert_allclose(tg.grad(loss)(W, X), static, rtol=1e-12)
 
 
 def test_eager_decorator_forms_and_env_var(monkeypatch):
@@ -135,14 +138,14 @@ def test_anomaly_backward_fields_name_forward_line():
     assert "backward" in str(e) and "derivative of the forward op" in str(e)
 
 
-def test_anomaly_env_var_and_interpreter(monkeypatch, interpret):
+def test_anomaly_env_var_and_interpreter(monkeypatch):
     monkeypatch.setenv("TRACEGRAD_DEBUG_NANS", "1")
     with pytest.raises(tg.AnomalyError) as ei:
         tg.grad(nan_forward)(np.array([1.0, 2.0]))
     assert ei.value.primitive == "log"
 
 
-def test_no_anomaly_without_flag_returns_inf(interpret):
+def test_no_anomaly_without_flag_returns_inf():
     with np.errstate(divide="ignore"):
         g = tg.grad(inf_backward)(np.array([0.0, 2.0]))
     assert np.isinf(g[0])
@@ -156,3 +159,32 @@ def test_tnp_on_plain_arrays_is_numpy():
         np.testing.assert_array_equal(a, b)
     assert tnp.sum(x) == np.sum(x) and type(tnp.sum(x)) is type(np.sum(x))
     assert tnp.float32 is np.float32 and tnp.pi == np.pi and tnp.newaxis is None
+
+
+@pytest.mark.parametrize("loop", ["fori_loop", "while_loop"])
+def test_eager_gradient_through_a_loop_runs_the_forward_loop_once(loop):
+    """The forward loop saves its residuals as it runs; its VJP must not run it a second time."""
+    calls = []
+
+    def count(i):
+        calls.append(int(i))
+        return np.zeros((), np.float64)
+
+    def body_value(i, c):
+        tick = tg.pure_callback(count, tg.ShapeDtypeStruct((), np.float64), i)
+        return np.sin(c) * 1.5 + tick
+
+    def f(x):
+        if loop == "fori_loop":
+            return np.sum(tg.fori_loop(0, 4, body_value, x))
+        _, c = tg.while_loop(lambda s: s[0] < 4, lambda s: (s[0] + 1, body_value(s[0], s[1])), (0, x))
+        return np.sum(c)
+
+    x = np.array([0.3, -0.8])
+    with tg.eager():
+        g = tg.grad(f)(x)
+    assert calls == [0, 1, 2, 3]
+    c, dc = x, np.ones_like(x)
+    for _ in range(4):
+        c, dc = np.sin(c) * 1.5, dc * np.cos(c) * 1.5
+    np.testing.assert_allclose(g, dc, rtol=1e-12)

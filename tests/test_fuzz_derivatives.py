@@ -9,7 +9,7 @@ against NumPy (or the same error), and forward, reverse, forward-over-forward,
 forward-over-reverse, reverse-over-reverse and reverse-over-forward derivatives against central
 finite differences of NumPy itself, where the function is smooth; at kinks the derivative must lie
 between the one-sided ones and equal the documented convention (tracegrad/numpy/conventions.py).
-Both eager mode and the interpreter backend run every check.
+Both eager mode and the interpreter tier run every check.
 
     TRACEGRAD_FUZZ_EXAMPLES=2000 python -m pytest -q -n 2 tests/test_fuzz_derivatives.py   # long mode
     TRACEGRAD_FUZZ_SEED=7 ...      # other examples than the fixed default seed
@@ -30,7 +30,6 @@ from hypothesis import HealthCheck, Phase, given, note, seed, settings, strategi
 import fuzz_engine as E
 import tracegrad as tg
 from fuzz_specs import REGISTRY, SPECS
-from op_harness import interpret_backend  # noqa: F401  (the interpreter backend, module-wide)
 
 EXAMPLES = int(os.environ.get("TRACEGRAD_FUZZ_EXAMPLES", "5"))
 SEED = os.environ.get("TRACEGRAD_FUZZ_SEED")
@@ -95,7 +94,8 @@ COMPILED = [
 ]
 
 
-def test_compiled_batch_at_special_points(numba_backend):
+@pytest.mark.compiled
+def test_compiled_batch_at_special_points():
     """Values, first derivatives (forward and reverse) and second derivatives (forward over
     forward, forward over reverse) of a few functions at special points, all from one compiled
     kernel, checked like the fuzzer checks eager and interpreted runs (det and eigh compiled:

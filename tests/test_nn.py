@@ -10,11 +10,6 @@ from tracegrad import nn
 
 
 
-@pytest.fixture(autouse=True)
-def _interpret_unless_compiled(request, monkeypatch):
-    """The NumPy interpreter backend, except for tests asking for the Numba one."""
-    if "numba_backend" not in request.fixturenames:
-        monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
 
 RNG = np.random.default_rng(1234)
 X = RNG.standard_normal((3, 4))          # float64, no exact zeros (relu's kink)
@@ -222,7 +217,7 @@ def test_integer_inputs_compute_in_float64_like_numpy():
     assert nn.relu(x).dtype == x.dtype
 
 
-@pytest.mark.usefixtures("numba_backend")
+@pytest.mark.compiled
 def test_compiled_backend_agrees():
     def f(z, labels):
         h = nn.gelu(z) + nn.gelu(z, approximate=False) + nn.softplus(z) + nn.sigmoid(z) + nn.relu(z)

@@ -17,7 +17,7 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.numpy as tnp
-from op_harness import MODES, interpret_backend, quiet  # noqa: F401
+from op_harness import MODES, quiet  # noqa: F401
 
 
 def _run(mode, fn, *args):

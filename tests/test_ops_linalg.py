@@ -9,9 +9,6 @@ import tracegrad.numpy as tnp
 from _opcheck import agree, grads
 
 
-@pytest.fixture(autouse=True)
-def _interpret(interpret):
-    pass
 
 
 rng = np.random.default_rng(2)

@@ -10,7 +10,7 @@ from hypothesis import given, note, strategies as st
 
 import tracegrad as tg
 import tracegrad.numpy as tnp
-from op_harness import (FEW, MODES, VALUES, assert_close, check_error_parity, interpret_backend,
+from op_harness import (FEW, MODES, VALUES, assert_close, check_error_parity,
                         outcome, run_traced)  # noqa: F401
 from op_specs import REAL, shapes
 

@@ -8,11 +8,6 @@ from tracegrad import optim
 
 
 
-@pytest.fixture(autouse=True)
-def _interpret_unless_compiled(request, monkeypatch):
-    """The NumPy interpreter backend, except for tests asking for the Numba one."""
-    if "numba_backend" not in request.fixturenames:
-        monkeypatch.setenv("TRACEGRAD_BACKEND", "interpret")
 
 GRADS = [np.array([0.5, -2.0, 0.0]), np.array([0.25, 1.0, -3.0]), np.array([-1.0, 0.5, 2.0])]
 P0 = np.array([1.0, -1.0, 0.5])
@@ -201,7 +196,7 @@ def test_optimizers_work_in_eager_mode():
     np.testing.assert_allclose(p, adam_reference(GRADS, P0, 0.01, 0.8, 0.95, 1e-6)[0], rtol=1e-14)
 
 
-@pytest.mark.usefixtures("numba_backend")
+@pytest.mark.compiled
 def test_compiled_training_step_matches_eager():
     x, y = _data()
     opt = optim.adam(0.1)

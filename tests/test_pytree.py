@@ -44,7 +44,7 @@ def test_unflatten_wrong_leaf_count():
         tg.tree_unflatten(td, [1, 2, 3])
 
 
-def test_gradients_mirror_argument_structure(interpret):
+def test_gradients_mirror_argument_structure():
     params = {"layers": [(np.ones(2), np.zeros(1)), (np.ones(3), None)]}
     g = tg.grad(lambda p: np.sum(p["layers"][0][0] * 2) + np.sum(p["layers"][1][0] ** 2))(params)
     assert tg.tree_flatten(g)[1] == tg.tree_flatten(params)[1]

@@ -3,6 +3,12 @@ naming what is missing and the file to edit."""
 from tracegrad import primitives as P
 import tracegrad  # noqa: F401  (registers the rules)
 
+_BATCH_FILE = {"unary": "elementwise.py", "predicate": "elementwise.py", "binary": "elementwise.py",
+               "compare": "elementwise.py", "select": "elementwise.py", "reduction": "reductions.py",
+               "structure": "structure.py", "indexing": "indexing.py", "cumulative": "indexing.py",
+               "sort": "indexing.py", "linalg": "linalg.py", "control": "control.py",
+               "call": "calls.py", "effect": "calls.py"}
+
 
 def test_every_primitive_has_impl_shape_and_derivative_rules():
     missing = []
@@ -15,6 +21,8 @@ def test_every_primitive_has_impl_shape_and_derivative_rules():
             missing.append(f"{name}: vjp (or declare it differentiable=False in tracegrad/primitives.py)")
         if prim.differentiable and prim not in P.jvp_rules:
             missing.append(f"{name}: jvp")
+        if prim not in P.batch_rules:
+            missing.append(f"{name}: batch (vmap; add it in tracegrad/rules/batching/{_BATCH_FILE[prim.family]})")
     assert not missing, "rules missing (add them in tracegrad/rules/): " + ", ".join(missing)
 
 
@@ -26,7 +34,7 @@ def test_nondifferentiable_primitives_have_no_derivative_rule_that_would_be_igno
 
 
 def test_every_primitive_is_declared_in_the_registry():
-    for table in (P.impl_rules, P.shape_rules, P.vjp_rules, P.jvp_rules):
+    for table in (P.impl_rules, P.shape_rules, P.vjp_rules, P.jvp_rules, P.batch_rules):
         strays = [p for p in table if P.all_primitives.get(p.name) is not p]
         assert not strays, f"rules registered for primitives not declared in primitives.py: {strays}"
 

@@ -6,9 +6,6 @@ import tracegrad as tg
 import tracegrad.numpy as tnp
 
 
-@pytest.fixture(autouse=True)
-def _interpret(interpret):
-    pass
 
 
 rng = np.random.default_rng(0)

@@ -57,30 +57,28 @@ class _Switch(contextlib.ContextDecorator):
         return False
 
 
-def eager(enabled: bool = True):
-    """Run transforms op by op through NumPy instead of compiling (also `TRACEGRAD_EAGER=1`).
+def _switch_api(var: ContextVar, doc: str):
+    def switch(enabled: bool = True):
+        if callable(enabled):     # used as a bare decorator
+            fun = enabled
+
+            @functools.wraps(fun)
+            def wrapper(*args, **kwargs):
+                with _Switch(var, True):
+                    return fun(*args, **kwargs)
+            return wrapper
+        return _Switch(var, bool(enabled))
+    switch.__doc__ = doc
+    return switch
+
+
+eager = _switch_api(_eager, """Run transforms op by op through NumPy instead of compiling (also `TRACEGRAD_EAGER=1`).
 
     Usable as `with tg.eager():`, as `@tg.eager()` and as a bare decorator `@tg.eager`.
-    """
-    if callable(enabled):
-        fun = enabled
+    """)
+eager.__name__ = "eager"
+detect_anomaly = _switch_api(_anomaly, """Raise `AnomalyError` at the first NaN/Inf, naming the op and the user's line.
 
-        @functools.wraps(fun)
-        def wrapper(*args, **kwargs):
-            with _Switch(_eager, True):
-                return fun(*args, **kwargs)
-        return wrapper
-    return _Switch(_eager, bool(enabled))
-
-
-def detect_anomaly(enabled: bool = True):
-    """Raise `AnomalyError` at the first NaN/Inf, naming the op and the user's line."""
-    if callable(enabled):
-        fun = enabled
-
-        @functools.wraps(fun)
-        def wrapper(*args, **kwargs):
-            with _Switch(_anomaly, True):
-                return fun(*args, **kwargs)
-        return wrapper
-    return _Switch(_anomaly, bool(enabled))
+    Usable as `with tg.detect_anomaly():` or as a decorator (also `TRACEGRAD_DEBUG_NANS=1`).
+    """)
+detect_anomaly.__name__ = "detect_anomaly"

@@ -5,124 +5,28 @@ Public functions: `cond`, `fori_loop`, `scan`, `while_loop`, `checkpoint`. Each 
 a child builder into a *closed* sub-IR: values the body closes over (an enclosing tracer, a NumPy
 array) become explicit extra operands of the equation, so sub-IRs are created without constants or
 captures, and tracing time does not depend on the trip count. Rules (impl, shape, VJP, JVP) live in
-`tracegrad/rules/control.py`, whose docstring explains how the derivatives are built.
+`tracegrad/rules/control.py` and `tracegrad/rules/loop_vjp.py` (whose docstring explains reverse mode
+through loops).
 
 The primitives' exact semantics (what the impls and the compiler's lowerings implement) are in
 `docs/primitives.md`.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import numpy as np
 
 from . import ops
 from . import primitives as P
-from .errors import TracerError, user_source
+from .errors import user_source
 from .primitives import checkpoint_p, cond_p, scan_p, while_p
-from .ir import IR, Aval, Lit, Var, dce, free_vars_used
+from .ir import Aval
 from .pytree import tree_flatten, tree_unflatten
 from .staging import check_leaf
-from .trace import Builder, Tracer, _builder, aval_of, bind, current_builder, impl_of
-
-INDEX = np.dtype(np.int64)
-_PY_SCALARS = (bool, int, float)
-
-
-# ---------------------------------------------------------------- helpers shared with the rules
-
-@contextlib.contextmanager
-def no_builder():
-    """Run NumPy impls directly (an impl called from an eager builder must not record)."""
-    token = _builder.set(None)
-    try:
-        yield
-    finally:
-        _builder.reset(token)
-
-
-def trace_closed(fn, avals, weaks=None, n_lead=None):
-    """Trace `fn(*tracers) -> (leaves, aux)` in a child builder into a closed, constant-free IR.
-
-    Values the function closes over (enclosing tracers, NumPy arrays) become extra inputs, inserted
-    after the first `n_lead` declared inputs (default: after all). Returns (ir, extras, aux): the
-    operands to pass for the extra inputs, in order (unused ones dropped).
-    """
-    n_lead = len(avals) if n_lead is None else n_lead
-    b = Builder(eager=False)
-    with b:
-        ins = []
-        for k, a in enumerate(avals):
-            t = b.new_input(a)
-            t.weak = bool(weaks[k]) if weaks is not None else False
-            ins.append(t)
-        try:
-            leaves, aux = fn(*ins)
-        except TracerError as e:
-            if _BODY_NOTE in str(e):
-                raise
-            raise TracerError(f"{e}\n{_BODY_NOTE}") from None
-        outs = tuple(b.lift(x) for x in leaves)
-    extra_vars = list(b.capture_vars) + [v for v, _ in b.consts]
-    extras = list(b.captured) + [c for _, c in b.consts]
-    declared = list(b.inputs)
-    ir = dce(IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), tuple(b.eqns), outs))
-    used = set(free_vars_used(ir.eqns)) | {a for a in ir.outputs if isinstance(a, Var)}
-    keep = [k for k, v in enumerate(extra_vars) if v in used]
-    if len(keep) < len(extra_vars):
-        extra_vars = [extra_vars[k] for k in keep]
-        extras = [extras[k] for k in keep]
-        ir = IR(tuple(declared[:n_lead] + extra_vars + declared[n_lead:]), (), ir.eqns, ir.outputs)
-    return ir, extras, aux
-
-
-_BODY_NOTE = ("  (loop, cond and checkpoint bodies are traced once into IR, also in eager mode: inside "
-              "them use tg.cond / tnp.where for value-dependent choices and tg.debug.print to print)")
-
-
-def copy_ir(ir, extra_outputs=()):
-    """`ir` with fresh variables (no Var shared with another sub-IR), plus `extra_outputs` (indices
-    of inputs to return as well)."""
-    def fn(*a):
-        return inline(ir, a) + [a[k] for k in extra_outputs], None
-    new, extras, _ = trace_closed(fn, ir.in_avals)
-    assert not extras
-    return new
-
-
-def _extra_key(x):
-    return ("t", id(x.node)) if isinstance(x, Tracer) else ("c", id(x))
-
-
-def merge_extras(traced):
-    """Give several closed IRs (each `(ir, extras)` with its extras as trailing inputs) one common
-    signature: the union of their extras. Returns (irs, extras)."""
-    all_extras, index = [], {}
-    for _, extras in traced:
-        for x in extras:
-            k = _extra_key(x)
-            if k not in index:
-                index[k] = len(all_extras)
-                all_extras.append(x)
-    irs = []
-    for ir, extras in traced:
-        n_decl = len(ir.inputs) - len(extras)
-        mine = {index[_extra_key(x)]: ir.inputs[n_decl + j] for j, x in enumerate(extras)}
-        evars = tuple(mine[k] if k in mine else Var(aval_of(all_extras[k]))
-                      for k in range(len(all_extras)))
-        irs.append(IR(ir.inputs[:n_decl] + evars, (), ir.eqns, ir.outputs))
-    return irs, all_extras
-
-
-def inline(ir, args):
-    """Evaluate `ir` on `args` in the current context (recording into the current builder)."""
-    from .trace import eval_eqns
-    env = dict(zip(ir.inputs, args))
-    env.update(ir.consts)
-    eval_eqns(ir.eqns, env)
-    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
-
+from .bodies import INDEX, merge_extras, trace_closed
+from .rules.loop_vjp import bind_loop
+from .trace import PY_SCALARS, Tracer, aval_of, bind, current_builder
 
 # ---------------------------------------------------------------- user-facing checks
 
@@ -153,11 +57,11 @@ def _operand(x, where):
     if isinstance(x, Tracer):
         return x
     check_leaf(x, where)
-    return x if type(x) in _PY_SCALARS else np.asarray(x)
+    return x if type(x) in PY_SCALARS else np.asarray(x)
 
 
 def _is_weak(x) -> bool:
-    return type(x) in _PY_SCALARS or (isinstance(x, Tracer) and x.weak)
+    return type(x) in PY_SCALARS or (isinstance(x, Tracer) and x.weak)
 
 
 def _weak_carry(x) -> bool:
@@ -373,8 +277,9 @@ def scan(f, init, xs=None, length=None, reverse=False):
     slices = [Aval(a.shape[1:], a.dtype) for a in x_avals]
     ir, extras, y_tree, _ = _trace_carry_body(spec, call, [Aval((), INDEX)], slices, 1,
                                               "scan", "f", f, src)
-    outs = bind(scan_p, *extras, *spec.operands(), *x_leaves, body=ir, length=length,
-                reverse=bool(reverse), n_consts=len(extras), n_carry=len(spec.avals), saved=0)
+    outs = bind_loop(scan_p, [*extras, *spec.operands(), *x_leaves],
+                     dict(body=ir, length=length, reverse=bool(reverse), n_consts=len(extras),
+                          n_carry=len(spec.avals), saved=0))
     nc = len(spec.avals)
     return tree_unflatten(spec.tree, list(outs[:nc])), tree_unflatten(y_tree, list(outs[nc:]))
 
@@ -427,8 +332,8 @@ def fori_loop(lower, upper, body_fun, init_val):
     ir, extras, _, _ = _trace_carry_body(spec, call, [Aval((), INDEX)], [], 1, "fori_loop",
                                          "body_fun", body_fun, src)
     operands = ([] if n is None else [n]) + extras + spec.operands()
-    outs = bind(scan_p, *operands, body=ir, length=length, reverse=False,
-                n_consts=len(extras), n_carry=len(spec.avals), saved=0)
+    outs = bind_loop(scan_p, operands, dict(body=ir, length=length, reverse=False,
+                                            n_consts=len(extras), n_carry=len(spec.avals), saved=0))
     return tree_unflatten(spec.tree, list(outs))
 
 
@@ -459,9 +364,9 @@ def while_loop(cond_fun, body_fun, init_val):
         return [x], None
 
     cond_ir, cond_extras, _ = trace_closed(cond_call, spec.avals, spec.weak, 0)
-    outs = bind(while_p, *cond_extras, *body_extras, *spec.operands(), cond=cond_ir, body=body_ir,
-                n_cond_consts=len(cond_extras), n_body_consts=len(body_extras), record=False,
-                saved=0)
+    outs = bind_loop(while_p, [*cond_extras, *body_extras, *spec.operands()],
+                     dict(cond=cond_ir, body=body_ir, n_cond_consts=len(cond_extras),
+                          n_body_consts=len(body_extras), record=False, saved=0))
     return tree_unflatten(spec.tree, list(outs))
 
 
@@ -491,88 +396,6 @@ def checkpoint(fun):
         outs = bind(checkpoint_p, *leaves, *extras, body=ir)
         return tree_unflatten(out_tree, list(outs))
     return wrapped
-
-
-# ---------------------------------------------------------------- tg.debug.steps support
-
-def has_steps(eqn) -> bool:
-    return eqn.prim in _STEPPERS
-
-
-def expand_steps(eqn, ins, where=""):
-    """Yield `(eqn, inputs, outputs, where)` for every equation executed inside control-flow
-    equation `eqn` run on concrete `ins`, in execution order (nested constructs recursively, each
-    followed by its own step)."""
-    with no_builder():
-        yield from _STEPPERS[eqn.prim](eqn, list(ins), where)
-
-
-def _step_ir(ir, args, where):
-    env = dict(zip(ir.inputs, args))
-    env.update(ir.consts)
-    for e in ir.eqns:
-        ins = [a.value if isinstance(a, Lit) else env[a] for a in e.inputs]
-        if e.prim in _STEPPERS:
-            outs = yield from _STEPPERS[e.prim](e, ins, where + " > " if where else "")
-        else:
-            outs = impl_of(e.prim)(*ins, **e.params)
-            outs = tuple(outs) if e.prim.multiple_results else (outs,)
-        yield e, tuple(ins), tuple(outs), where
-        env.update(zip(e.outs, outs))
-    return [a.value if isinstance(a, Lit) else env[a] for a in ir.outputs]
-
-
-def _scan_steps(e, ins, where):
-    p = e.params
-    n = p["length"]
-    if n is None:
-        n, ins = int(ins[0]), ins[1:]
-    nc, nk = p["n_consts"], p["n_carry"]
-    consts, carry, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
-    ys = [[None] * n for _ in range(len(p["body"].outputs) - nk)]
-    for i in (range(n - 1, -1, -1) if p["reverse"] else range(n)):
-        outs = yield from _step_ir(p["body"], [np.int64(i), *consts, *carry, *[x[i] for x in xs]],
-                                   f"{where}scan i={i}")
-        carry = outs[:nk]
-        for y, o in zip(ys, outs[nk:]):
-            y[i] = o
-    return tuple(carry) + tuple(np.array(y) for y in ys)
-
-
-def _while_steps(e, ins, where):
-    p = e.params
-    ncc, nbc = p["n_cond_consts"], p["n_body_consts"]
-    cc, bc, carry = ins[:ncc], ins[ncc:ncc + nbc], ins[ncc + nbc:]
-    nk = len(carry)
-    ys = [[] for _ in range(len(p["body"].outputs) - nk)]
-    i = 0
-    while True:
-        ok = yield from _step_ir(p["cond"], [*cc, *carry], f"{where}while cond i={i}")
-        if not ok[0]:
-            break
-        outs = yield from _step_ir(p["body"], [*bc, *carry], f"{where}while i={i}")
-        carry = outs[:nk]
-        for y, o in zip(ys, outs[nk:]):
-            y.append(o)
-        i += 1
-    if p["record"]:
-        return tuple(carry) + (np.int64(i),) + tuple(np.array(y) for y in ys)
-    return tuple(carry)
-
-
-def _cond_steps(e, ins, where):
-    k = int(bool(ins[0]))
-    outs = yield from _step_ir(e.params["branches"][k], ins[1:], f"{where}cond branch={k}")
-    return tuple(outs)
-
-
-def _checkpoint_steps(e, ins, where):
-    outs = yield from _step_ir(e.params["body"], ins, f"{where}checkpoint")
-    return tuple(outs)
-
-
-_STEPPERS = {scan_p: _scan_steps, while_p: _while_steps, cond_p: _cond_steps,
-             checkpoint_p: _checkpoint_steps}
 
 
 # ---------------------------------------------------------------- introspection

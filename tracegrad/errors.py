@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _COMPILER_DIR = os.path.join(os.path.dirname(_PKG_DIR), "compiler")
-_NUMPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__import__("numpy").__file__)))
+_NUMPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
 _SKIP = (_PKG_DIR + os.sep, _COMPILER_DIR + os.sep, os.path.join(_NUMPY_DIR, "numpy") + os.sep,
          "<frozen", os.path.dirname(os.__file__) + os.sep + "contextlib.py")
 
@@ -42,6 +44,27 @@ class AnomalyError(FloatingPointError):
 
     def __reduce__(self):
         return (AnomalyError, (self.primitive, self.phase, self.source, self.forward_source))
+
+
+def _finite(x) -> bool:
+    x = np.asarray(x)
+    return x.dtype.kind != "f" or bool(np.isfinite(x).all())
+
+
+def check_finite(prim_name: str, src: str, fwd_src, ins, outs) -> None:
+    """Raise AnomalyError if an output of the op `prim_name` at `src` holds NaN or Inf."""
+    for o in outs:
+        if not _finite(o):
+            detail = "NaN" if np.isnan(o).any() else "Inf"
+            if not all(map(_finite, ins)):
+                detail += " (an input already held NaN/Inf)"
+            raise AnomalyError(prim_name, "forward" if fwd_src is None else "backward", src, fwd_src,
+                               detail)
+
+
+class EagerFallbackWarning(UserWarning):
+    """A function compiled implicitly (by grad and friends, not tg.jit) ran in eager mode instead:
+    it met a value-dependent construct while being traced."""
 
 
 class MissingRuleError(NotImplementedError):

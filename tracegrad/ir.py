@@ -8,9 +8,11 @@ Parameters are hashable and may hold nested `IR`s (loop and branch bodies).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from .primitives import shape_rules
 
 _SHORT_DTYPE = {
     "float16": "f16", "float32": "f32", "float64": "f64",
@@ -112,6 +114,8 @@ class IR:
     consts: tuple          # (Var, ndarray) pairs: closed-over arrays, passed as arguments when compiled
     eqns: tuple            # Eqn
     outputs: tuple         # Var | Lit
+    # what is derived from this (immutable) IR once and reused: its printed text, interpreter runners
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __str__(self):
         return pretty(self)
@@ -202,14 +206,16 @@ def _pretty(ir: IR, names: dict, indent: int) -> str:
 
 def pretty(ir: IR) -> str:
     """Deterministic text form: names are assigned in order of appearance."""
-    return _pretty(ir, {}, 0)
+    text = ir.memo.get("text")
+    if text is None:
+        text = ir.memo["text"] = _pretty(ir, {}, 0)
+    return text
 
 
 # ---------------------------------------------------------------- checking
 
 def verify(ir: IR) -> None:
     """Type-check `ir`: single assignment, defined-before-use, and avals agree with shape rules."""
-    from .primitives import shape_rules
 
     defined = set()
     for v in ir.inputs + tuple(v for v, _ in ir.consts):

@@ -12,9 +12,8 @@ import functools
 import numpy as np
 
 from . import primitives as P
-from .trace import Tracer, bind
+from .trace import PY_SCALARS, Tracer, bind
 
-_PY_SCALARS = (bool, int, float)
 _WEAK_PY = {"b": bool, "i": int, "u": int, "f": float}
 
 
@@ -70,7 +69,7 @@ def _promotion_key(x):
     tracers that came from one."""
     if isinstance(x, Tracer) and x.weak:
         return _WEAK_PY[x.dtype.kind](0)
-    if type(x) in _PY_SCALARS:   # not np.float64, which subclasses float but is strongly typed
+    if type(x) in PY_SCALARS:   # not np.float64, which subclasses float but is strongly typed
         return x
     return dtype_of(x)
 
@@ -98,7 +97,7 @@ def as_dtype(x, dtype):
         x = stack_nested(x)
     if isinstance(x, Tracer):
         return x if x.dtype == dtype else bind(P.convert_p, x, dtype=dtype)
-    if isinstance(x, _PY_SCALARS):
+    if isinstance(x, PY_SCALARS):
         return np.asarray(x, dtype=dtype)[()]
     arr = np.asarray(x)
     if arr.dtype != dtype:
@@ -140,7 +139,7 @@ def ufunc_operands(ufunc, *xs):
 # ---------------------------------------------------------------- elementwise
 
 def unary(prim, x):
-    return bind(prim, as_dtype(x, dtype_of(x)) if isinstance(x, _PY_SCALARS) else x)
+    return bind(prim, as_dtype(x, dtype_of(x)) if isinstance(x, PY_SCALARS) else x)
 
 
 def binary(prim, x, y):

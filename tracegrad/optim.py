@@ -1,4 +1,5 @@
-"""Optimizers as pure functions over pytrees (`tg.optim`): `sgd`, `momentum`, `adam`.
+"""Optimizers as pure functions over pytrees (`tg.optim`): `sgd`, `momentum`, `adam`, and
+`minimize`, which drives the loop.
 
 Each constructor returns an `Optimizer(init, update)`:
     state = opt.init(params)
@@ -21,9 +22,12 @@ import numpy as np
 from . import ops
 from . import primitives as P
 from .pytree import register_pytree_node, tree_flatten, tree_map, tree_unflatten
+from .staging import Staged
 from .trace import Tracer
+from .transforms import value_and_grad
 
-__all__ = ["Optimizer", "sgd", "momentum", "adam", "MomentumState", "AdamState"]
+__all__ = ["Optimizer", "sgd", "momentum", "adam", "MomentumState", "AdamState", "minimize",
+           "OptimizeResult"]
 
 
 class Optimizer(NamedTuple):
@@ -164,3 +168,42 @@ def _leaves_like(tree, treedef, what):
     if td != treedef:
         raise ValueError(f"optimizer update: {what} has structure {td}, but params have {treedef}")
     return leaves
+
+
+# ---------------------------------------------------------------- driving the loop
+
+class OptimizeResult(NamedTuple):
+    params: Any          # the parameters after the last step
+    losses: np.ndarray   # the loss at the parameters each step started from (one per step taken)
+
+
+def minimize(loss, params, *, optimizer: Optimizer, steps: int, args=(), callback=None):
+    """Minimize `loss(params, *args)` with `optimizer` for `steps` steps: the loop autograd's
+    optimizers and `optax` tutorials write by hand.
+
+        params, losses = tg.optim.minimize(loss, params, optimizer=tg.optim.adam(0.01), steps=500)
+
+    Each step (the loss, its gradient and the optimizer's update) is one function compiled per
+    signature, like `tg.value_and_grad`; a loss that draws random numbers (np.random, a Generator)
+    draws fresh samples on every step. `params` is any pytree of float arrays; `args` are passed to
+    `loss` unchanged on every step (arrays, or pytrees of them). After each step, `callback(step,
+    params, loss)` is called with the step number (from 0), the updated parameters and the loss
+    before the update; a true return value stops early. Returns `OptimizeResult(params, losses)`.
+    """
+    if int(steps) < 0:
+        raise ValueError(f"minimize: steps must be >= 0, got {steps}")
+    grad_fn = value_and_grad(loss)
+
+    def step(params, state, *args):
+        value, grads = grad_fn(params, *args)
+        params, state = optimizer.update(grads, state, params)
+        return params, state, value
+    run = Staged(step, name=f"minimize({getattr(loss, '__name__', 'loss')})")
+    state = optimizer.init(params)
+    losses = []
+    for i in range(int(steps)):
+        params, state, value = run(params, state, *args)
+        losses.append(float(np.asarray(value).reshape(())))
+        if callback is not None and callback(i, params, value):
+            break
+    return OptimizeResult(params, np.asarray(losses, np.float64))

@@ -22,6 +22,9 @@ Rules live in `tracegrad/rules/` (one file per family) and register into these t
             broadcast output shape: autodiff sums them back to each input's shape in one place.
   jvp    (forward mode, written with traceable ops)                   jvp(tangents, *inputs, out=, **params)
          -> tangent of the output (None for zero); `tangents` holds None for a zero tangent.
+  batch  (vmap, written with traceable ops)                           batch(args, dims, **params)
+         -> (outputs, out dims); `dims` holds each operand's batch axis (None: not batched). Only
+            called when some operand is batched; rules live in `tracegrad/rules/batching/`.
 The Numba lowering of each primitive is in `compiler/lowering/`. `tests/test_registry.py` checks that
 every primitive has every rule its declaration calls for, naming the file to edit. The exact
 semantics of the less obvious primitives (indexing, linear algebra, control flow) are in
@@ -69,6 +72,7 @@ impl_rules: dict = {}
 shape_rules: dict = {}
 vjp_rules: dict = {}
 jvp_rules: dict = {}
+batch_rules: dict = {}
 all_primitives: dict = {}
 
 
@@ -204,3 +208,31 @@ custom_jvp_call_p = primitive("custom_jvp_call", "call", multiple_results=True,
 callback_p = primitive("callback", "call", multiple_results=True)      # tg.pure_callback
 debug_print_p = primitive("debug_print", "effect", multiple_results=True, effectful=True,
                           differentiable=False)                        # [fmt] no outputs
+# A draw from a numpy.random generator, made at run time: [draw] () -> (sample,) or () for an effect
+# such as seed() (tracegrad/draws.py; docs/primitives.md). tiers.Entry makes the leading draws before
+# each call and passes them in; the compiler calls any others (after a callback) in object mode.
+random_p = primitive("random", "effect", multiple_results=True, effectful=True, differentiable=False,
+                     foldable=False)
+
+
+# ---------------------------------------------------------------- special functions (scipy.special)
+# Rules in tracegrad/rules/special.py (impls call SciPy), lowerings in compiler/lowering/special.py
+# (SciPy's own C implementations). Same dtype out; float32 is computed in float64 and rounded.
+lgamma_p = _unary("lgamma", "pos", 4 * COSTLY)          # log|Gamma(x)|, scipy.special.gammaln
+digamma_p = _unary("digamma", "pos", 4 * COSTLY)        # psi(x) = lgamma'(x)
+gamma_p = _unary("gamma", "pos", 4 * COSTLY)
+erfc_p = _unary("erfc", "any", COSTLY)                  # 1 - erf(x), accurate for large x
+erfinv_p = _unary("erfinv", "unit", 2 * COSTLY)
+log_ndtr_p = _unary("log_ndtr", "any", 2 * COSTLY)      # log of the standard normal CDF
+i0_p = _unary("i0", "any", 2 * COSTLY)                  # modified Bessel functions of the first kind
+i1_p = _unary("i1", "any", 2 * COSTLY)
+i0e_p = _unary("i0e", "any", 2 * COSTLY)                # exp(-|x|) * i0(x)
+i1e_p = _unary("i1e", "any", 2 * COSTLY)
+# polygamma(n, x): n a whole number >= 0 of x's dtype (NaN otherwise); no derivative in n.
+polygamma_p = primitive("polygamma", "binary", loop_cost=8 * COSTLY)
+# Regularized incomplete gamma P(a, x), Q(a, x) and beta I_x(a, b) (three inputs: a, b, x); their
+# derivatives in the shape parameters a, b have no closed form: asking for one is an error.
+gammainc_p = primitive("gammainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+gammaincc_p = primitive("gammaincc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+betainc_p = primitive("betainc", "binary", loop_cost=8 * COSTLY, vjp_needs_active=True)
+# ---------------------------------------------------------------- end of special functions

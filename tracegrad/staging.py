@@ -2,50 +2,27 @@
 
 Inside a trace, a transform just emits IR. At the top level it either runs in eager mode (a root
 eager builder: every op computed as it is recorded) or is traced once per signature (pytree
-structure, shapes, dtypes, static values) into an IR that is compiled and cached. This module
-owns that dispatch, the signature cache and `cache_info()`.
+structure, shapes, dtypes, static values) into an IR whose `tiers.Entry` runs it: at once on the
+interpreter tier, natively once the compiler has built it (see tiers.py). This module owns that
+dispatch, the signature cache, `cache_info()`, `lower().compile()`, and the eager fallback: a
+function the user did not explicitly `tg.jit` that meets a value-dependent construct while being
+traced (a Python `if` on a traced value) runs in eager mode instead, with one warning.
 """
 from __future__ import annotations
 
 import functools
 import inspect
-import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .config import anomaly_enabled, eager_enabled
-from .ir import IR, dce
+from .errors import EagerFallbackWarning, TracerError
+from .ir import dce
 from .pytree import tree_flatten, tree_unflatten
-from .trace import Builder, Tracer, aval_of, current_builder, eval_ir
-
-_SCALARS = (bool, int, float)
-
-
-def backend() -> str:
-    """`numba` (default) or `interpret` (the NumPy interpreter; set TRACEGRAD_BACKEND=interpret)."""
-    return os.environ.get("TRACEGRAD_BACKEND", "numba")
-
-
-def compile_ir(ir: IR, check_finite: bool = False):
-    """A callable running `ir` on its (non-constant) inputs, returning the list of outputs.
-
-    With `check_finite`, the first equation producing NaN/Inf raises AnomalyError.
-    """
-    from .passes import inline_calls
-    ir = inline_calls(ir)   # custom-derivative call equations: their sub-IRs, inlined (no lowering)
-    if backend() == "interpret":
-        consts = [c for _, c in ir.consts]
-        inputs = ir.inputs
-
-        flat_ir = IR(inputs + tuple(v for v, _ in ir.consts), (), ir.eqns, ir.outputs)
-
-        def run(*args):
-            return [np.asarray(o) for o in eval_ir(flat_ir, *args, *consts)]
-        run.source = None
-        return run
-    import compiler
-    return compiler.compile_ir(ir, check_finite=check_finite)
+from .tiers import Entry, compile_mode
+from .trace import PY_SCALARS, Builder, Tracer, aval_of, current_builder
 
 
 def param_names(fun) -> list:
@@ -58,7 +35,7 @@ def param_names(fun) -> list:
 
 
 def check_leaf(leaf, where: str):
-    if isinstance(leaf, (np.ndarray, np.generic, Tracer)) or type(leaf) in _SCALARS:
+    if isinstance(leaf, (np.ndarray, np.generic, Tracer)) or type(leaf) in PY_SCALARS:
         if isinstance(leaf, (np.ndarray, np.generic)) and leaf.dtype.kind not in "biuf":
             raise TypeError(f"{where}: arrays of dtype {leaf.dtype} are not supported "
                             f"(use float, int or bool arrays)")
@@ -82,13 +59,13 @@ def unwrap_output(o, where: str):
 
 
 class _Unusual(Exception):
-    """An argument the fast signature does not handle (the general path takes over)."""
+    """An argument the flat signature does not handle (the pytree path takes over)."""
 
 
 _ND = np.ndarray
 
 
-def _fast_signature(args, leaves: list, key: list):
+def _flat_signature(args, leaves: list, key: list):
     """Append `args`' leaves to `leaves` and a flat signature to `key`, in one tight pass.
 
     Handles arrays, Python scalars, NumPy scalars, lists, tuples and dicts: what training loops pass
@@ -103,14 +80,14 @@ def _fast_signature(args, leaves: list, key: list):
         elif t is list or t is tuple:
             key.append(t)
             key.append(len(a))
-            _fast_signature(a, leaves, key)
+            _flat_signature(a, leaves, key)
         elif t is float or t is int or t is bool:
             leaves.append(np.asarray(a))
             key.append(t)
         elif t is dict:
             ks = sorted(a)
             key.append(tuple(ks))
-            _fast_signature([a[k] for k in ks], leaves, key)
+            _flat_signature([a[k] for k in ks], leaves, key)
         elif isinstance(a, np.generic):
             leaves.append(np.asarray(a))
             key.append(())
@@ -120,49 +97,125 @@ def _fast_signature(args, leaves: list, key: list):
 
 
 @dataclass
+class EntryInfo:
+    """One signature: which tier runs it, how long native compilation took, why it is not native."""
+    signature: str
+    tier: str
+    compile_s: float | None
+    why: str | None
+
+
+@dataclass
 class CacheInfo:
     hits: int = 0
     misses: int = 0
     reasons: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
 
     def __repr__(self):
-        return f"CacheInfo(hits={self.hits}, misses={self.misses}, reasons={self.reasons})"
+        return (f"CacheInfo(hits={self.hits}, misses={self.misses}, reasons={self.reasons}, "
+                f"entries={self.entries})")
 
 
-class _Entry:
-    __slots__ = ("ir", "run", "out_tree", "source", "finish")
+class _Signature:
+    """A call's dynamic leaves, their tree and names, its static arguments, and the cache key."""
+    __slots__ = ("args", "kwargs", "leaves", "tree", "names", "static", "static_pos", "key")
 
-    def __init__(self, ir, run, out_tree):
-        self.ir, self.run, self.out_tree = ir, run, out_tree
-        self.source = getattr(run, "source", None)
-        if out_tree.nodetype is None:
-            self.finish = lambda outs: outs[0]
-        else:
-            self.finish = lambda outs: tree_unflatten(out_tree, outs)
+
+class _EagerEntry:
+    """A signature that runs in eager mode (a value-dependent construct under implicit compile)."""
+    tier, compile_s = "eager", None
+
+    def __init__(self, staged, sig, why):
+        self.why = why
+        self.ir = None
+        self.finish = lambda out: out
+        py = [is_py for _, _, is_py in sig.key[1]]    # Python scalars stay weakly typed
+        self.run = lambda *leaves: staged._run_eager(
+            sig, [l.item() if p else l for l, p in zip(leaves, py)])
 
 
 class Staged:
-    """A function that is traced per signature and compiled (or run eagerly in eager mode)."""
+    """A function that is traced per signature and run by its signature's `Entry` (or eagerly)."""
 
-    def __init__(self, fun, static_argnums=(), static_argnames=(), name=None, names_from=None):
+    def __init__(self, fun, static_argnums=(), static_argnames=(), name=None, names_from=None,
+                 compile=None, explicit=False):
         if not callable(fun):
             raise TypeError(f"expected a callable, got {type(fun).__name__}")
         self.fun = fun
         self.name = name or getattr(fun, "__name__", "function")
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self.compile = compile_mode(compile) if compile is not None else None
+        self.explicit = explicit        # tg.jit: value-dependent Python is an error, not a fallback
         self._names = param_names(names_from or fun)
-        self._cache: dict = {}
-        self._fast: dict = {}       # flat signature -> entry, for the common all-array call
-        self._latest = None
-        self._info = CacheInfo()
+        self._cache: dict = {}          # signature key -> Entry
+        self._fast: dict = {}           # flat signature -> Entry, for the common all-array call
+        self._hits = 0
+        self._reasons: list = []
         functools.update_wrapper(self, names_from or fun, updated=())
 
+    # ------------------------------------------------------------ calling
+
+    def __call__(self, *args, **kwargs):
+        if current_builder() is not None:
+            return self.fun(*args, **kwargs)
+        if not kwargs and not self.static_argnums and not eager_enabled():
+            leaves, key = [], [anomaly_enabled()]
+            try:
+                _flat_signature(args, leaves, key)
+            except _Unusual:
+                pass
+            else:
+                key = tuple(key)
+                entry = self._fast.get(key)
+                if entry is None:
+                    entry = self._fast[key] = self._entry(self._signature(args, kwargs), count=True)
+                else:
+                    self._hits += 1
+                return entry.finish(entry.run(*leaves))
+        sig = self._signature(args, kwargs)
+        if eager_enabled():
+            return self._run_eager(sig, sig.leaves)
+        entry = self._entry(sig, count=True)
+        return entry.finish(entry.run(*[np.asarray(l) if type(l) in PY_SCALARS else l
+                                        for l in sig.leaves]))
+
+    def _entry(self, sig, count=False):
+        entry = self._cache.get(sig.key)
+        if entry is not None:
+            if count:
+                self._hits += 1
+            return entry
+        if count:
+            self._reasons.append(self._why(sig))
+        entry = self._cache[sig.key] = self._trace(sig)
+        return entry
+
+    def _trace(self, sig, mode=None):
+        try:
+            ir, out_tree = self.trace_ir(sig)
+        except TracerError as e:
+            if self.explicit:
+                raise
+            return self._fall_back(sig, e)
+        return Entry(ir, out_tree, anomaly_enabled(), mode or self.compile or compile_mode())
+
+    def _fall_back(self, sig, err):
+        first = str(err).split("\n")[0]
+        why = f"eager mode: a value-dependent construct while tracing for compilation ({first})"
+        warnings.warn(f"{self.name} runs in eager mode (it is not compiled): {first}. Use "
+                      f"tnp.where / tg.cond for value-dependent choices, or mark the argument with "
+                      f"static_argnums, to compile it; under tg.jit this is an error.",
+                      EagerFallbackWarning, stacklevel=4)
+        return _EagerEntry(self, sig, why)
+
     # ------------------------------------------------------------ signature
+
     def _arg_name(self, i: int) -> str:
         return self._names[i] if i < len(self._names) else f"args[{i}]"
 
-    def _split(self, args, kwargs):
+    def _signature(self, args, kwargs) -> _Signature:
         n = len(args)
         static_pos = {i % n if n else i for i in self.static_argnums if -n <= i < n}
         for i in self.static_argnums:
@@ -179,82 +232,38 @@ class Staged:
             except TypeError:
                 raise TypeError(f"static argument '{name}' of {self.name} must be hashable, "
                                 f"got {type(v).__name__}") from None
-        return dyn, dyn_names, dyn_kw, static, static_pos
-
-    def _leaves(self, dyn, dyn_names, dyn_kw):
         leaves, tree = tree_flatten((dyn, dyn_kw))
-        # name each leaf by its parameter for error messages and cache reasons
-        names = []
+        names = []      # each leaf named by its parameter, for errors and cache reasons
         for name, a in list(zip(dyn_names, dyn)) + sorted(dyn_kw.items()):
             sub = tree_flatten(a)[0]
             names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
         for leaf, name in zip(leaves, names):
             check_leaf(leaf, f"argument '{name}' of {self.name}")
-        return leaves, tree, names
+        sig = _Signature()
+        sig.args, sig.kwargs, sig.leaves, sig.tree, sig.names = args, kwargs, leaves, tree, names
+        sig.static, sig.static_pos = static, static_pos
+        sig.key = (tree, tuple(_leaf_sig(l) for l in leaves), static, anomaly_enabled())
+        return sig
 
-    @staticmethod
-    def _leaf_sig(leaf):
-        if type(leaf) in _SCALARS:
-            return ((), np.asarray(leaf).dtype, True)
-        return (leaf.shape, leaf.dtype, False)
-
-    # ------------------------------------------------------------ calling
-    def __call__(self, *args, **kwargs):
-        if current_builder() is not None:
-            return self.fun(*args, **kwargs)
-        if not kwargs and not self.static_argnums and not eager_enabled():
-            leaves, key = [], [anomaly_enabled()]
-            try:
-                _fast_signature(args, leaves, key)
-            except _Unusual:
-                pass
-            else:
-                key = tuple(key)
-                entry = self._fast.get(key)
-                if entry is not None:
-                    self._info.hits += 1
-                    return entry.finish(entry.run(*leaves))
-                out = self._call(args, kwargs)
-                self._fast[key] = self._latest
-                return out
-        return self._call(args, kwargs)
-
-    def _call(self, args, kwargs):
-        dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
-        leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
-        if eager_enabled():
-            return self._run_eager(args, kwargs, leaves, tree, static_pos)
-        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static, anomaly_enabled())
-        entry = self._cache.get(key)
-        if entry is None:
-            self._info.misses += 1
-            self._info.reasons.append(self._why(key, names))
-            entry = self._trace(args, kwargs, leaves, tree, static_pos)
-            self._cache[key] = entry
-        else:
-            self._info.hits += 1
-        self._latest = entry
-        return entry.finish(entry.run(*[np.asarray(l) if type(l) in _SCALARS else l for l in leaves]))
-
-    def _rebuild(self, args, kwargs, tree, flat, static_pos):
-        dyn, dyn_kw = tree_unflatten(tree, flat)
+    def _rebuild(self, sig, flat):
+        dyn, dyn_kw = tree_unflatten(sig.tree, flat)
         it = iter(dyn)
-        full = [a if i in static_pos else next(it) for i, a in enumerate(args)]
-        kw = {k: (v if k in self.static_argnames else dyn_kw[k]) for k, v in kwargs.items()}
+        full = [a if i in sig.static_pos else next(it) for i, a in enumerate(sig.args)]
+        kw = {k: (v if k in self.static_argnames else dyn_kw[k]) for k, v in sig.kwargs.items()}
         return full, kw
 
-    def _run_eager(self, args, kwargs, leaves, tree, static_pos):
+    def _run_eager(self, sig, leaves):
         with Builder(eager=True) as root:
             flat = [new_root_input(root, l) for l in leaves]
-            full, kw = self._rebuild(args, kwargs, tree, flat, static_pos)
+            full, kw = self._rebuild(sig, flat)
             out = self.fun(*full, **kw)
         out_leaves, out_tree = tree_flatten(out)
         return tree_unflatten(out_tree, [unwrap_output(o, f"output of {self.name}") for o in out_leaves])
 
-    def trace_ir(self, args, kwargs, leaves, tree, static_pos):
+    def trace_ir(self, sig):
         with Builder(eager=False) as root:
-            flat = [new_root_input(root, l) for l in leaves]
-            full, kw = self._rebuild(args, kwargs, tree, flat, static_pos)
+            flat = [new_root_input(root, l) for l in sig.leaves]
+            full, kw = self._rebuild(sig, flat)
             out = self.fun(*full, **kw)
             out_leaves, out_tree = tree_flatten(out)
             for o in out_leaves:
@@ -266,20 +275,16 @@ class Staged:
             ir = ir if anomaly_enabled() else dce(ir)
         return ir, out_tree
 
-    def _trace(self, args, kwargs, leaves, tree, static_pos):
-        ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
-        return _Entry(ir, compile_ir(ir, check_finite=anomaly_enabled()), out_tree)
-
-    def _why(self, key, names) -> str:
-        """Why `key` missed: the difference from the most similar signature seen before."""
+    def _why(self, sig) -> str:
+        """Why `sig` missed: the difference from the most similar signature seen before."""
         if not self._cache:
             return "first call"
-        tree1, sig1, static1, anom1 = key
+        tree1, sig1, static1, anom1 = sig.key
         same_tree = [k for k in self._cache if k[0] == tree1]
         tree0, sig0, static0, anom0 = (same_tree or list(self._cache))[-1]
         if tree0 != tree1:
             return f"argument structure changed: {tree0} -> {tree1}"
-        for name, a, b in zip(names, sig0, sig1):
+        for name, a, b in zip(sig.names, sig0, sig1):
             if a[0] != b[0]:
                 return f"{name}: shape {a[0]} -> {b[0]}"
             if a[1] != b[1]:
@@ -295,32 +300,77 @@ class Staged:
         return "new signature"
 
     # ------------------------------------------------------------ introspection
-    def _entry_for(self, args, kwargs):
-        dyn, dyn_names, dyn_kw, static, static_pos = self._split(args, kwargs)
-        leaves, tree, names = self._leaves(dyn, dyn_names, dyn_kw)
-        key = (tree, tuple(self._leaf_sig(l) for l in leaves), static, anomaly_enabled())
-        entry = self._cache.get(key)
-        if entry is None:
-            ir, out_tree = self.trace_ir(args, kwargs, leaves, tree, static_pos)
-            entry = _Entry(ir, None, out_tree)
-        return entry, (args, kwargs, leaves, tree, static_pos)
+
+    def _probe(self, args, kwargs):
+        """The entry for these arguments: the cached one, else a fresh one that is not cached
+        (introspection never changes what calls run)."""
+        sig = self._signature(args, kwargs)
+        entry = self._cache.get(sig.key)
+        return entry if entry is not None else self._trace(sig, mode="never")
 
     def ir(self, *args, **kwargs) -> str:
         """The printed IR (forward and backward) compiled for these arguments."""
-        return str(self._entry_for(args, kwargs)[0].ir)
+        return str(self._probe(args, kwargs).ir)
 
     def source(self, *args, **kwargs) -> str:
         """The generated Numba source compiled for these arguments."""
-        entry, call = self._entry_for(args, kwargs)
-        if entry.run is None:
-            entry = self._trace(*call)
-        if entry.source is None:
-            raise RuntimeError("no generated source: the 'interpret' backend is active "
-                               "(TRACEGRAD_BACKEND=interpret)")
-        return entry.source
+        entry = self._probe(args, kwargs)
+        if entry.ir is None:
+            return f"# not compiled ({entry.why})\n"
+        return entry.source()
+
+    def lower(self, *args, **kwargs) -> "Lowered":
+        """JAX's ahead-of-time spelling: `cf.lower(*args).compile()` waits for native code."""
+        sig = self._signature(args, kwargs)
+        return Lowered(self, self._entry(sig), sig.key)
 
     def cache_info(self) -> CacheInfo:
-        return CacheInfo(self._info.hits, self._info.misses, list(self._info.reasons))
+        entries = [EntryInfo(_describe(k), e.tier, e.compile_s, e.why) for k, e in self._cache.items()]
+        return CacheInfo(self._hits, len(self._reasons), list(self._reasons), entries)
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
+
+
+def _leaf_sig(leaf):
+    if type(leaf) in PY_SCALARS:
+        return ((), np.asarray(leaf).dtype, True)
+    return (leaf.shape, leaf.dtype, False)
+
+
+def _describe(key) -> str:
+    _, leaves, static, _ = key
+    parts = [f"{np.dtype(dt).name}{list(shape)}" + ("(py)" if py else "") for shape, dt, py in leaves]
+    parts += [f"{name}={value!r}" for name, value in static]
+    return "(" + ", ".join(parts) + ")"
+
+
+class Lowered:
+    """A staged function at one signature; `compile()` returns its native callable."""
+
+    def __init__(self, staged, entry, key):
+        self._staged, self._entry, self._key = staged, entry, key
+
+    def as_text(self) -> str:
+        return str(self._entry.ir)
+
+    def compile(self) -> "Compiled":
+        if self._entry.ir is None:
+            raise NotImplementedError(f"{self._staged.name} has no native code: {self._entry.why}")
+        return Compiled(self._staged, self._entry, self._key, self._entry.wait_native())
+
+
+class Compiled:
+    """Native code for one signature, called with the staged function's arguments."""
+
+    def __init__(self, staged, entry, key, native):
+        self._staged, self._entry, self._key, self._native = staged, entry, key, native
+
+    def __call__(self, *args, **kwargs):
+        sig = self._staged._signature(args, kwargs)
+        if sig.key != self._key:
+            raise TypeError(f"this compiled {self._staged.name} was lowered for other arguments "
+                            f"(shapes, dtypes or static values); call {self._staged.name} itself, or "
+                            f"lower it for these")
+        leaves = [np.asarray(l) if type(l) in PY_SCALARS else l for l in sig.leaves]
+        return self._entry.finish(self._native(*leaves))

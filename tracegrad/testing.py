@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .pytree import tree_flatten, tree_unflatten
+from .transforms import jvp, vjp
 
 
 def _is_float(x):
@@ -32,22 +33,52 @@ def _compare(what, got, want, atol, rtol):
             f"allowed {bound[i]:.3g}; {int(bad.sum())} of {bad.size} entries off)")
 
 
-def check_grads(fun, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, eps=1e-5):
-    """Check `fun`'s derivatives at `args` (a tuple) up to `order`, in forward and/or reverse mode.
+def check_grads(fun, args=None, order=None, modes=("fwd", "rev"), atol=None, rtol=None, eps=1e-5,
+                *, argnum=None):
+    """Check `fun`'s derivatives at `args` (a tuple) up to `order` (default 1), in forward and/or
+    reverse mode (`modes`: "fwd", "rev", or a list of them).
 
     Floating-point arguments are promoted to float64 and perturbed along random directions; the
     directional derivative from `tg.jvp` and the dot product `<u, J v>` from `tg.vjp` are compared with
-    central differences. Order n checks the derivative maps themselves at order n-1.
-    Raises AssertionError with the worst mismatch.
+    central differences. Order n checks the derivative maps themselves at order n-1. `argnum` (an
+    int or a tuple) limits the check to those arguments. Raises AssertionError with the worst
+    mismatch.
+
+    autograd's spellings work too: `check_grads(fun, modes=["rev"], order=2)(*args)` and
+    `check_grads(fun, argnum)(*args)` return a checker that perturbs argument `argnum` (default 0)
+    and, as in autograd, checks up to order 2 unless told otherwise.
     """
-    from .transforms import jvp, vjp
+    if isinstance(order, (str, list, tuple)):     # autograd's check_grads(fun, argnum, modes, ...)
+        order, modes = None, order
+    if args is None or _is_argnum(args):
+        nums = args if args is not None else (0 if argnum is None else argnum)
+
+        def checker(*call_args, **call_kwargs):
+            check_grads(lambda *a: fun(*a, **call_kwargs), call_args, 2 if order is None else order,
+                        modes, atol, rtol, eps, argnum=nums)
+        return checker
     modes = (modes,) if isinstance(modes, str) else tuple(modes)
     for m in modes:
         if m not in ("fwd", "rev"):
             raise ValueError(f"check_grads: unknown mode {m!r} (use 'fwd' and/or 'rev')")
+    order = 1 if order is None else order
     atol = 1e-6 if atol is None else atol
     rtol = 1e-5 if rtol is None else rtol
     args = tuple(args)
+    if argnum is not None:
+        nums = (argnum,) if isinstance(argnum, int) else tuple(argnum)
+        for i in nums:
+            if not -len(args) <= i < len(args):
+                raise ValueError(f"check_grads: argnum {i} is out of range for {len(args)} arguments")
+        nums = {i % len(args) for i in nums}
+        free = tuple(args[i] for i in sorted(nums))
+
+        def only(*xs):
+            full, it = list(args), iter(xs)
+            for i in sorted(nums):
+                full[i] = next(it)
+            return fun(*full)
+        return check_grads(only, free, order, modes, atol, rtol, eps)
     leaves, tree = tree_flatten(args)
     leaves = [np.asarray(l, np.float64) if _is_float(l) else l for l in leaves]
     slots = [i for i, l in enumerate(leaves) if _is_float(l)]
@@ -63,8 +94,16 @@ def check_grads(fun, args, order=1, modes=("fwd", "rev"), atol=None, rtol=None, 
     _check(f_of, [leaves[i] for i in slots], order, modes, atol, rtol, eps, np.random.default_rng(0))
 
 
+def _is_argnum(a) -> bool:
+    """autograd passes argument numbers where tracegrad takes the arguments: an int, or a tuple
+    of ints (arguments themselves are arrays; a tuple of Python ints would not be checkable)."""
+    if isinstance(a, int) and not isinstance(a, bool):
+        return True
+    return isinstance(a, (tuple, list)) and len(a) > 0 and \
+        all(isinstance(i, int) and not isinstance(i, bool) for i in a)
+
+
 def _check(f, xs, order, modes, atol, rtol, eps, rng):
-    from .transforms import jvp, vjp
     xs = [np.asarray(x, np.float64) for x in xs]
     vs = [rng.standard_normal(x.shape) for x in xs]
     # np.asarray: a 0-d input must stay a 0-d array (x + eps * v would be a NumPy scalar)

@@ -13,8 +13,9 @@ from .autodiff import backward_pass, jvp_pass
 from .errors import user_source
 from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
-from .staging import Staged, check_leaf, new_root_input, param_names, unwrap_output
-from .trace import Builder, Tracer, aval_of, current_builder, eval_eqns
+from .staging import Staged, check_leaf, param_names
+from .trace import Tracer, aval_of, current_builder, read, trace_child
+from .vmap import vmap_call
 
 
 # ---------------------------------------------------------------- cores (run inside a builder)
@@ -22,17 +23,9 @@ from .trace import Builder, Tracer, aval_of, current_builder, eval_eqns
 class _Traced:
     """A function recorded in a child builder and inlined into the current one."""
 
-    def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function"):
-        outer = current_builder()
-        inner = Builder(eager=outer.eager)
-        with inner:
-            ins = []
-            for x in primals_flat:
-                t = inner.new_input(aval_of(x), x.value if isinstance(x, Tracer) else
-                                    (np.asarray(x) if inner.eager else None))
-                t.weak = isinstance(x, Tracer) and x.weak
-                ins.append(t)
-            out = fun(*tree_unflatten(in_tree, ins))
+    def __init__(self, fun, primals_flat, in_tree, has_aux=False, what="function", reverse=False):
+        def record(*ins):
+            out = fun(*tree_unflatten(in_tree, list(ins)))
             if has_aux:
                 if not (isinstance(out, (tuple, list)) and len(out) == 2):
                     raise TypeError(f"has_aux=True needs {what} to return a pair (output, aux), "
@@ -40,20 +33,19 @@ class _Traced:
                 out, aux = out
             else:
                 aux = None
-            out_flat, self.out_tree = tree_flatten(out)
-            aux_flat, self.aux_tree = tree_flatten(aux)
+            out_flat, out_tree = tree_flatten(out)
+            aux_flat, aux_tree = tree_flatten(aux)
             for o in out_flat + aux_flat:
                 if not isinstance(o, Tracer):
                     check_leaf(o, f"output of {what}")
-            self.ir = inner.to_ir([o if isinstance(o, Tracer) else np.asarray(o)
-                                   for o in out_flat + aux_flat])
-        self.n_out = len(out_flat)
+            return out_flat + aux_flat, (out_tree, aux_tree, len(out_flat))
+
+        child = trace_child(record, primals_flat, eager=current_builder().eager, reverse=reverse)
+        self.ir = child.ir
+        self.out_tree, self.aux_tree, self.n_out = child.aux
         self.n_in = len(primals_flat)
-        env = dict(zip(self.ir.inputs, list(primals_flat) + inner.captured))
-        env.update(self.ir.consts)
-        eval_eqns(self.ir.eqns, env, inner.values if inner.eager else None)
-        self.env = env
-        res = [a.value if isinstance(a, Lit) else env[a] for a in self.ir.outputs]
+        self.env = child.replay(primals_flat)
+        res = [read(self.env, a) for a in self.ir.outputs]
         self.outs, self.aux = res[:self.n_out], res[self.n_out:]
 
     def out_vars(self):
@@ -122,15 +114,17 @@ def _zeros_for(x):
 
 def _value_and_grad_core(fun, argnums, has_aux, args, what):
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, what)
-    tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
     if tr.n_out != 1 or tree_unflatten(tr.out_tree, [0]) != 0:
         raise TypeError(f"{what} requires a function returning one scalar, got a "
                         f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
     out = tr.outs[0]
-    if ops.shape_of(out) != () or ops.dtype_of(out).kind != "f":
-        raise TypeError(f"{what} requires a scalar floating-point output, got "
-                        f"{aval_of(out)} from {getattr(fun, '__name__', 'function')} "
-                        f"(called at {user_source()}); use tg.vjp or tg.jacrev for non-scalar outputs")
+    # a one-element output of any shape ((), (1,), (1, 1)) counts as a scalar, as in autograd:
+    # objectives written for scipy.optimize often return shape (1,)
+    if int(np.prod(ops.shape_of(out), dtype=np.int64)) != 1 or ops.dtype_of(out).kind != "f":
+        raise TypeError(f"{what} requires a scalar output: floating-point, one element (shape (), "
+                        f"(1,), ...), got {aval_of(out)} from {getattr(fun, '__name__', 'function')} "
+                        f"(called at {user_source()}); use tg.vjp or tg.jacrev for other outputs")
     cts = tr.backward([ops.ones_like(out)])
     grads = [(_zeros_for(x) if c is None else c) for x, c in zip(leaves, cts)]
     g = tree_unflatten(tree, grads)
@@ -165,7 +159,7 @@ def _vjp_traced(fun, primals, has_aux):
     leaves, tree = tree_flatten(tuple(primals))
     for i, leaf in enumerate(leaves):
         check_leaf(leaf, f"primal {i} of vjp")
-    tr = _Traced(fun, leaves, tree, has_aux, getattr(fun, "__name__", "function"))
+    tr = _Traced(fun, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
     return tr, leaves, tree
 
 
@@ -240,37 +234,35 @@ def jvp(fun, primals, tangents):
 
 # ---------------------------------------------------------------- Jacobians
 
-def _stack(parts, shape):
-    """Stack same-shaped values along a new leading axis, then reshape to `shape`."""
-    flat = [ops.reshape(p, (1,) + tuple(ops.shape_of(p))) for p in parts]
-    return ops.reshape(ops.concatenate(flat, 0), shape)
-
-
-def _one_hot(i, shape, dtype):
-    e = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=dtype)
-    e[i] = 1
-    return e.reshape(shape)
+def _basis(shape, dtype):
+    """The n = prod(shape) unit vectors of `shape`, stacked: shape (n,) + shape."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return np.eye(n, dtype=dtype).reshape((n,) + tuple(shape))
 
 
 def _jacrev_core(fun, argnums, args):
+    """All rows of the Jacobian in ONE batched backward pass: the pullback vmapped over the basis
+    of output cotangents (so the backward's matrix-vector products become matrix products)."""
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacrev")
-    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
+    tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"), reverse=True)
     if tr.n_out != 1:
         raise TypeError("jacrev needs a function returning one array")
     out = tr.outs[0]
     oshape, odt = tuple(ops.shape_of(out)), ops.dtype_of(out)
-    n = int(np.prod(oshape, dtype=np.int64))
-    rows = [tr.backward([_one_hot(i, oshape, odt)]) for i in range(n)]
-    jacs = []
-    for j, x in enumerate(leaves):
-        xs = tuple(ops.shape_of(x))
-        parts = [(_zeros_for(x) if r[j] is None else r[j]) for r in rows]
-        jacs.append(_stack(parts, oshape + xs) if parts else ops.zeros_like(np.zeros(oshape + xs, ops.dtype_of(x))))
+
+    def pullback(ct):
+        return [_zeros_for(x) if c is None else c for x, c in zip(leaves, tr.backward([ct]))]
+
+    basis = _basis(oshape, odt)
+    rows = vmap_call(pullback, 0, 0, len(basis), (basis,), {})
+    jacs = [ops.reshape(r, oshape + tuple(ops.shape_of(x))) for r, x in zip(rows, leaves)]
     g = tree_unflatten(tree, jacs)
     return g[0] if single else g
 
 
 def _jacfwd_core(fun, argnums, args):
+    """All columns of the Jacobian in ONE batched forward pass per argument: the pushforward
+    vmapped over the basis of input tangents, the batch axis placed last."""
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, "jacfwd")
     tr = _Traced(call, leaves, tree, False, getattr(fun, "__name__", "function"))
     if tr.n_out != 1:
@@ -280,31 +272,30 @@ def _jacfwd_core(fun, argnums, args):
     jacs = []
     for j, x in enumerate(leaves):
         xs, xdt = tuple(ops.shape_of(x)), ops.dtype_of(x)
-        n = int(np.prod(xs, dtype=np.int64))
-        cols = []
-        for i in range(n):
+
+        def pushforward(t, j=j):
             seeds = [None] * len(leaves)
-            seeds[j] = _one_hot(i, xs, xdt)
-            t = tr.forward(seeds)[0]
-            cols.append(ops.zeros_like(out) if t is None else t)
-        if not cols:
-            jacs.append(np.zeros(oshape + xs, xdt))
-            continue
-        stacked = _stack(cols, xs + oshape)           # input dims first
-        k = len(xs)
-        jacs.append(ops.transpose(stacked, tuple(range(k, k + len(oshape))) + tuple(range(k))))
+            seeds[j] = t
+            t_out = tr.forward(seeds)[0]
+            return _zeros_for(out) if t_out is None else t_out
+
+        basis = _basis(xs, xdt)
+        cols = vmap_call(pushforward, 0, -1, len(basis), (basis,), {})
+        jacs.append(ops.reshape(cols, oshape + xs))
     g = tree_unflatten(tree, jacs)
     return g[0] if single else g
 
 
 def jacrev(fun, argnums=0):
-    """Jacobian by reverse mode: shape `out.shape + in.shape`."""
+    """Jacobian by reverse mode (the pullback vmapped over the output basis): shape
+    `out.shape + in.shape`."""
     return Staged(lambda *a: _jacrev_core(fun, argnums, a),
                   name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun)
 
 
 def jacfwd(fun, argnums=0):
-    """Jacobian by forward mode: shape `out.shape + in.shape`."""
+    """Jacobian by forward mode (the pushforward vmapped over the input basis): shape
+    `out.shape + in.shape`."""
     return Staged(lambda *a: _jacfwd_core(fun, argnums, a),
                   name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun)
 
@@ -316,14 +307,19 @@ def hessian(fun, argnums=0):
 
 # ---------------------------------------------------------------- jit, make_ir, stop_gradient
 
-def jit(fun=None, static_argnums=(), static_argnames=()):
-    """Trace once per signature and compile into one native function; also a decorator."""
+def jit(fun=None, static_argnums=(), static_argnames=(), compile=None):
+    """Trace once per signature and compile into one native function; also a decorator.
+
+    `compile`: "background" (the default, from TRACEGRAD_COMPILE: first calls run at once on the
+    interpreter tier while native code is built in a worker process), "sync" (the first call waits
+    for native code) or "never". Under tg.jit, value-dependent Python on traced values is an error.
+    """
     if fun is None:
-        return lambda f: jit(f, static_argnums, static_argnames)
+        return lambda f: jit(f, static_argnums, static_argnames, compile)
     if isinstance(fun, Staged) and not static_argnums and not static_argnames:
         return Staged(fun.fun, fun.static_argnums, fun.static_argnames, fun.name,
-                      names_from=fun.__wrapped__)
-    return Staged(fun, static_argnums, static_argnames)
+                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True)
+    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True)
 
 
 def make_ir(fun, static_argnums=()):
@@ -331,8 +327,9 @@ def make_ir(fun, static_argnums=()):
     staged = fun if isinstance(fun, Staged) else Staged(fun, static_argnums)
 
     def build(*args, **kwargs):
-        entry, _ = staged._entry_for(args, kwargs)
-        return entry.ir
+        sig = staged._signature(args, kwargs)
+        entry = staged._cache.get(sig.key)
+        return entry.ir if entry is not None and entry.ir is not None else staged.trace_ir(sig)[0]
     return build
 
 

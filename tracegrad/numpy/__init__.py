@@ -8,6 +8,7 @@ from numpy import (bool_, e, euler_gamma, float16, float32, float64, inf, int8, 
                    nan, newaxis, pi, uint8, dtype, ndarray, finfo, iinfo)
 
 from . import _methods  # noqa: F401  (installs Tracer operators and methods)
+from . import plain  # noqa: F401  (np.full(traced) & co. and ndarray[traced] trace, see plain.py)
 from .creation import (arange, array, asarray, copy, empty, empty_like, eye, full, full_like,
                        identity, linspace, ones, ones_like, zeros, zeros_like)
 from .elementwise import *  # noqa: F401,F403

@@ -8,6 +8,8 @@ naming it: never a silent conversion to a constant.
 from __future__ import annotations
 
 import functools
+import importlib
+import sys
 
 import numpy as np
 
@@ -98,9 +100,20 @@ def array_function(self, func, types, args, kwargs):
     return impl(*args, **kwargs)
 
 
+def _register_scipy() -> bool:
+    """scipy.special's ufuncs are registered by tracegrad.scipy.special, imported when one first
+    meets a tracer (so `import tracegrad` does not import SciPy); True if that registered any."""
+    if "scipy.special" not in sys.modules or "tracegrad.scipy.special" in sys.modules:
+        return False
+    importlib.import_module("tracegrad.scipy.special")
+    return True
+
+
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     if method == "__call__":
         impl = UFUNCS.get(ufunc)
+        if impl is None and _register_scipy():
+            impl = UFUNCS.get(ufunc)
         if impl is None:
             raise NotImplementedError(f"numpy.{ufunc.__name__} is not supported on traced values by "
                                       f"tracegrad (no rule), called at {user_source(3)}")

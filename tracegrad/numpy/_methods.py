@@ -1,20 +1,20 @@
 """Operators and array methods of `Tracer`, so traced values behave like NumPy arrays."""
 from __future__ import annotations
 
-from ..trace import Tracer
+from ..errors import TracerError, user_source
+from ..trace import PY_SCALARS, Tracer
 from . import contractions, creation, cumulative, elementwise as ew, indexing, products
 from . import rearranging, reductions as red, shapes, sorting
 from ._dispatch import array_function, array_ufunc
 
 
-_PY_SCALARS = (bool, int, float)
 
 
 def _python_arithmetic(out, *operands):
     """Python operators on Python scalars give Python scalars: a result whose operands are all
     Python scalars or weak tracers (traced Python-scalar arguments) stays weak, so that
     `f32_array * (s * 2)` is float32 as in NumPy, while `np.exp(s)` is a strong float64."""
-    if all((isinstance(o, Tracer) and o.weak) or type(o) in _PY_SCALARS for o in operands):
+    if all((isinstance(o, Tracer) and o.weak) or type(o) in PY_SCALARS for o in operands):
         if isinstance(out, Tracer):
             return Tracer(out.node, out.builder, out.value, True)
         if isinstance(out, tuple):
@@ -31,8 +31,18 @@ def _unary(fn):
     return lambda self: _python_arithmetic(fn(self), self)
 
 
+def _setitem(self, key, value):
+    # a TracerError (not Python's TypeError), so an implicitly compiled function falls back to
+    # eager mode, where the array being modified may well be a NumPy array (e.g. a random sample)
+    raise TracerError(
+        f"x[...] = value on a traced value {self.aval} at {user_source(2)}: traced arrays cannot be "
+        f"modified in place. Write x = tnp.at(x)[...].set(value) (or .add, .multiply), or run in "
+        f"eager mode (tg.eager()).")
+
+
 def _install():
     T = Tracer
+    T.__setitem__ = _setitem
     pairs = {"add": ew.add, "sub": ew.subtract, "mul": ew.multiply, "truediv": ew.true_divide,
              "floordiv": ew.floor_divide, "mod": ew.remainder, "pow": ew.power,
              "matmul": products.matmul, "and": ew.bitwise_and, "or": ew.bitwise_or,

@@ -15,7 +15,6 @@ import numpy as np
 
 from .. import ops
 from .. import ops_linalg
-from ..trace import Tracer
 from ._dispatch import numpy_function
 from .elementwise import multiply
 from .reductions import sum as _sum

@@ -275,9 +275,11 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     info = np.finfo(dt)
     big = info.max if posinf is None else posinf
     small = info.min if neginf is None else neginf
-    y = ops.select(ops.unary(P.isnan_p, x), ops.full(x.shape, nan, dt), x)
-    y = ops.select(ops.bind(P.eq_p, x, np.asarray(np.inf, dt)[()]), ops.full(x.shape, big, dt), y)
-    return ops.select(ops.bind(P.eq_p, x, np.asarray(-np.inf, dt)[()]), ops.full(x.shape, small, dt), y)
+    x = ops.as_operand(x)
+    fill = lambda v: ops.broadcast_to(ops.as_dtype(v, dt), ops.shape_of(x))   # noqa: E731  (v may be traced)
+    y = ops.select(ops.unary(P.isnan_p, x), fill(nan), x)
+    y = ops.select(ops.bind(P.eq_p, x, np.asarray(np.inf, dt)[()]), fill(big), y)
+    return ops.select(ops.bind(P.eq_p, x, np.asarray(-np.inf, dt)[()]), fill(small), y)
 
 
 @numpy_function(np.isclose)

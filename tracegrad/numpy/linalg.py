@@ -26,9 +26,10 @@ from .. import ops
 from .. import ops_indexing
 from .. import ops_linalg
 from .. import primitives as P
+from ..callback import ShapeDtypeStruct, pure_callback
+from ..custom_jvp import custom_jvp
 from ..pytree import _registry, register_pytree_node
 from ..rules.linalg import eigh_jvp
-from ..trace import Tracer
 from . import contractions, products
 from ._dispatch import numpy_function
 from .reductions import max as _max, min as _min, sum as _sum
@@ -209,7 +210,6 @@ def _det_jvp(primals, tangents):
 
 @functools.cache
 def _adjugate():
-    from ..custom import custom_jvp   # (tracegrad.custom imports staging: bind lazily)
     f = custom_jvp(_adjugate_value)
     f.defjvp(_adjugate_jvp)
     return f
@@ -217,7 +217,6 @@ def _adjugate():
 
 @functools.cache
 def _det():
-    from ..custom import custom_jvp
     f = custom_jvp(_det_value)
     f.defjvp(_det_jvp)
     return f
@@ -257,7 +256,6 @@ def cholesky(a, /, *, upper=False):
 def _eigh_upper_value(s):
     dt = ops.dtype_of(s)
     shape = tuple(ops.shape_of(s))
-    from ..custom import ShapeDtypeStruct, pure_callback
     return tuple(pure_callback(lambda m: tuple(np.linalg.eigh(m, UPLO="U")),
                                (ShapeDtypeStruct(shape[:-1], dt), ShapeDtypeStruct(shape, dt)), s))
 
@@ -273,7 +271,6 @@ def _eigh_upper():
     """eigh reading the upper triangle, computed by NumPy itself: LAPACK's eigenvectors for
     UPLO='U' differ in sign from those of UPLO='L' on the same symmetric matrix, and the eigh
     primitive (and its compiled lowering) is UPLO='L'. Its derivative is the eigh primitive's."""
-    from ..custom import custom_jvp
     f = custom_jvp(_eigh_upper_value)
     f.defjvp(_eigh_upper_jvp)
     return f
@@ -360,8 +357,6 @@ def _pinv_with_rule(rcond):
     dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, the derivative along matrices
     of the same rank. Through the SVD's rule it would divide by s_i^2 - s_j^2, wrong (not just
     NaN) at equal singular values, where pinv is smooth."""
-    from ..custom import custom_jvp
-
     @custom_jvp
     def pinv_(a):
         return _pinv_value(a, rcond)
@@ -562,8 +557,6 @@ def _nuclear_jvp(primals, tangents):
 @functools.cache
 def _spectral():
     """(largest singular value, smallest, their sum, polar factor) with their rules."""
-    from ..custom import custom_jvp
-
     def extreme(i):
         def value(a):
             s = _sv(a)[1]

@@ -1,12 +1,10 @@
 """Shape manipulation and basic indexing on traced values."""
 from __future__ import annotations
 
-import builtins
 
 import numpy as np
 
 from .. import ops
-from ..trace import Tracer
 from ._dispatch import numpy_function
 
 

@@ -16,33 +16,22 @@ a call through Numba's object mode.
 """
 from __future__ import annotations
 
-import contextlib
-
 from .. import ops
 from ..autodiff import backward_pass, jvp_pass
 from ..errors import user_source
 from ..ir import Lit, Var
 from ..primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
-from ..trace import _builder, _source, eval_eqns, eval_ir
+from ..config import anomaly_enabled
+from ..interpret import runner
+from ..trace import _source, eval_eqns, no_trace
 from .common import defimpl, defjvp, defshape, defvjp
-
-
-@contextlib.contextmanager
-def outside_any_trace():
-    """Run NumPy impls (and user callbacks) with no current builder, even inside an eager trace:
-    an impl must compute, never record."""
-    token = _builder.set(None)
-    try:
-        yield
-    finally:
-        _builder.reset(token)
 
 
 # ---------------------------------------------------------------- call primitives: impl, shape
 
 def _call_impl(*args, call, **_):
-    with outside_any_trace():
-        return tuple(eval_ir(call, *args))
+    with no_trace():
+        return runner(call, anomaly_enabled())(*args)
 
 
 def _call_shape(*avals, call, **_):
@@ -200,7 +189,7 @@ defjvp(custom_jvp_call_p, _custom_jvp_call_jvp)
 # ---------------------------------------------------------------- callback
 
 def _callback_impl(*args, callback, result_avals):
-    with outside_any_trace():
+    with no_trace():
         return callback(*args)
 
 

@@ -1,6 +1,7 @@
 """Lowerings of control flow (cond, scan, while, checkpoint): bodies emitted inline, as real loops.
 
-A body is a closed sub-IR (semantics: tracegrad/control_flow.py). It gets its own `Plan`, so it
+A body is a closed sub-IR (semantics: docs/primitives.md). It gets its own plan (the emitter's
+`plan_body`), so it
 fuses like any IR, and is emitted at the current indentation with its inputs bound to storage
 the caller chose: a loop-invariant operand's buffer, the carry's buffer (the loop equation's own
 output storage), the `xs[i]` slice at a run-time offset. Per-iteration outputs (`ys[i]`) are
@@ -11,10 +12,11 @@ is the first bad equation as eager mode meets it.
 """
 from __future__ import annotations
 
-from tracegrad.ir import IR, Lit, Var, format_src
+from tracegrad import primitives as P
+from tracegrad.ir import IR, Aval, Lit, Var, format_src
 
-from . import layout, loops
-from .lowering import LOWERINGS, Block
+from .. import layout, loops
+from ..rules import LOWERINGS, Block
 
 
 class UnsupportedControlFlow(NotImplementedError):
@@ -84,8 +86,7 @@ def _fresh_body(ctx, ir):
 
 def _emit_body(ctx, ir, eqn_index):
     """Emit sub-IR `ir`; returns its plan (whose output accesses the caller reads)."""
-    from .fuse import Plan
-    sub = Plan(ir, ctx.plan.check_finite)
+    sub = ctx.plan_body(ir)
     saved = ctx.plan, ctx.key_frame, ctx.eqn
     base, width = _key_frame(ctx, eqn_index)
     ctx.plan, ctx.key_frame = sub, (base, width, len(sub.eqns))
@@ -259,7 +260,6 @@ def _check_rows(ctx, trips, accs, xs):
 
 def _row(var):
     """A stand-in with the aval of one row of stacked output `var`."""
-    from tracegrad.ir import Aval
     return Var(Aval(var.aval.shape[1:], var.aval.dtype))
 
 
@@ -371,7 +371,7 @@ def _checkpoint(ctx, eqn):
     _call(ctx, eqn, eqn.params["body"], _operand_accesses(ctx, eqn), ctx.eqn)
 
 
-LOWERINGS["scan"] = Block(_scan)
-LOWERINGS["while"] = Block(_while)
-LOWERINGS["cond"] = Block(_cond)
-LOWERINGS["checkpoint"] = Block(_checkpoint)
+LOWERINGS[P.scan_p] = Block(_scan)
+LOWERINGS[P.while_p] = Block(_while)
+LOWERINGS[P.cond_p] = Block(_cond)
+LOWERINGS[P.checkpoint_p] = Block(_checkpoint)
