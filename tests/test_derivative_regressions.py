@@ -20,8 +20,14 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.integrate as si
+import scipy.special as sc
+import scipy.stats as st
 
 import tracegrad as tg
+import tracegrad.scipy.integrate as ti
+import tracegrad.scipy.special as tss
+import tracegrad.scipy.stats as ts
 
 MODES = ("jit", "eager")
 rng = np.random.default_rng(11)
@@ -268,3 +274,121 @@ def test_compiled_kernel_agrees_with_finite_differences():
     np.testing.assert_allclose(t_eig, fd1(eig, s, v_s), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(tt_eig, fd2(eig, s, v_s, w_s), rtol=1e-4, atol=1e-6)
     assert bool(close[0]) and bool(close[1])
+
+
+# ---------------------------------------------------------------- 6. found by the fuzzer (SciPy)
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cdf_derivatives_outside_and_at_the_edge_of_the_support(mode):
+    """beta.cdf / gamma.cdf with a < 1: outside the support the derivative is 0 (was 0 * inf =
+    NaN, through the density at the clipped edge); at the edge, second derivatives are 0, not NaN,
+    where the cdf is flat on both sides (a > 2)."""
+    x = np.array([-0.7, -0.2, 1.3, 2.0])
+    with _mode(mode):
+        g_beta = tg.grad(lambda x: np.sum(ts.beta.cdf(x, 0.4, 0.6, loc=-0.1)))(x)
+        g_gamma = tg.grad(lambda x: np.sum(ts.gamma.cdf(x, 0.4, loc=-0.1)))(x)
+        h_gamma = tg.grad(tg.grad(lambda x: ts.gamma.cdf(x, 3.5)))(0.0)
+        h_beta = tg.grad(tg.grad(lambda x: ts.beta.cdf(x, 3.5, 2.5)))(1.0)
+    f_beta = lambda x: st.beta.cdf(x, 0.4, 0.6, loc=-0.1)
+    f_gamma = lambda x: st.gamma.cdf(x, 0.4, loc=-0.1)
+    np.testing.assert_allclose(g_beta, fd1(f_beta, x, np.ones(4)), atol=1e-12)
+    outside = x < -0.1
+    np.testing.assert_array_equal(g_gamma[outside], 0.0)
+    np.testing.assert_allclose(g_gamma[~outside], fd1(f_gamma, x, np.ones(4), h=1e-6)[~outside], rtol=1e-7)
+    assert h_gamma == 0.0 and h_beta == 0.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pdf_derivative_at_an_edge_where_the_density_is_zero(mode):
+    """beta.pdf at x == 0 with a > 1 (density 0, a kink): the outer one-sided derivative, 0 (was
+    NaN: (a - 1) / 0 times a zero density)."""
+    with _mode(mode):
+        g = tg.grad(lambda x: np.sum(ts.beta.pdf(x, 2.0, 3.0)))(np.array([0.0, 1.0, 0.5]))
+        gl = tg.grad(lambda x: np.sum(ts.gamma.logpdf(x, 2.5)))(np.array([0.0, 2.5]))
+    np.testing.assert_allclose(g, [0.0, 0.0, fd1(lambda x: st.beta.pdf(x, 2.0, 3.0), 0.5, 1.0)], atol=1e-9)
+    np.testing.assert_allclose(gl, [0.0, fd1(lambda x: st.gamma.logpdf(x, 2.5), 2.5, 1.0)], rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_t_cdf_reverse_mode_next_to_zero(mode):
+    """t.cdf at |z| ~ 1e-16: reverse mode was NaN (the unused tail branch's density is inf there and
+    met a zero cotangent); at |z| ~ 1e-300 (z^2 underflows) both modes were."""
+    x = np.array([-2.5e-16, 0.0, 3e-300, -0.15, 9e-5, 1.1e-4])
+    with _mode(mode):
+        g = tg.grad(lambda x: np.sum(ts.t.cdf(x, 1.66)))(x)
+        _, t = tg.jvp(lambda x: ts.t.cdf(x, 1.66), (x,), (np.ones(6),))
+        h = tg.grad(lambda x: np.sum(tg.grad(lambda x: np.sum(ts.t.cdf(x, 1.66)))(x)))(x)
+    np.testing.assert_allclose(g, st.t.pdf(x, 1.66), rtol=1e-12)
+    np.testing.assert_allclose(t, st.t.pdf(x, 1.66), rtol=1e-12)
+    # (the t density's derivative in closed form: -pdf(x) (df + 1) x / (df + x^2))
+    np.testing.assert_allclose(h, -st.t.pdf(x, 1.66) * 2.66 * x / (1.66 + x ** 2), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bernoulli_reverse_mode_outside_the_support(mode):
+    """bernoulli.pmf / logpmf at k outside {0, 1} and p == 1: derivative 0 in both modes (reverse
+    mode was NaN: log(1 - p) of the unused branch met a zero cotangent)."""
+    k = np.array([-1.0, 2.0, 0.5])
+    with _mode(mode):
+        g = tg.grad(lambda p: np.sum(ts.bernoulli.pmf(k, p)))(1.0)
+        gl = tg.grad(lambda p: np.sum(np.where(np.isfinite(ts.bernoulli.logpmf(k, p)), 1.0, 0.0)
+                                      + ts.bernoulli.cdf(k, p)))(1.0)
+        _, t = tg.jvp(lambda p: ts.bernoulli.pmf(k, p), (1.0,), (1.0,))
+    assert g == 0.0 and gl == -1.0
+    np.testing.assert_array_equal(t, 0.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_log_ndtr_derivatives_in_the_far_left_tail(mode):
+    """(log Phi)' and '' at x << 0: the second derivative (-> -1) was wrong by 54% at x = -1e4 and
+    by orders of magnitude beyond (exp(-x^2/2 - log Phi) cancels); finite differences of SciPy's
+    log_ndtr with steps large enough for its magnitude (x^2/2) decide."""
+    import scipy.special as sc
+    for x in (-9.0, -40.0, -1e3, -1e4, -1e6):
+        with _mode(mode):
+            d1 = tg.grad(sc.log_ndtr)(x)
+            d2 = tg.grad(tg.grad(sc.log_ndtr))(x)
+        h = 1e-3 * abs(x)
+        want1 = fd1(sc.log_ndtr, x, 1.0, h=h)
+        want2 = (4 * (sc.log_ndtr(x + h) - 2 * sc.log_ndtr(x) + sc.log_ndtr(x - h)) / h ** 2
+                 - (sc.log_ndtr(x + 2 * h) - 2 * sc.log_ndtr(x) + sc.log_ndtr(x - 2 * h)) / (2 * h) ** 2) / 3
+        np.testing.assert_allclose(d1, want1, rtol=1e-9)
+        np.testing.assert_allclose(d2, want2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_odeint_pullback_differentiated_again_with_a_constant_cotangent(mode):
+    """Reverse over reverse of odeint where the cotangent is a constant of the outer trace: the
+    adjoint indexed the cotangent (a NumPy array) with the scan's traced step (a TracerError)."""
+    def damped(y, t, k, c):
+        return np.stack([y[1], -k * y[0] - c * y[1]])
+
+    y0, ts, u = np.array([1.0, -0.5]), np.array([0.0, 0.7, 1.5]), np.array([[0.3, -1.0], [0.5, 2.0], [-1.0, 0.25]])
+    solve = lambda y0, k: ti.odeint(damped, y0, ts, args=(k, 0.3), rtol=1e-11, atol=1e-11)
+    with _mode(mode):
+        dk = lambda k: tg.vjp(lambda k: solve(y0, k), k)[1](u)[0]
+        got = tg.grad(dk)(1.7)
+    ref = lambda k: np.sum(u * si.odeint(damped, y0, ts, args=(k, 0.3), rtol=1e-12, atol=1e-12))
+    h = 1e-3
+    want = (ref(1.7 + h) - 2 * ref(1.7) + ref(1.7 - h)) / h ** 2
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+def test_scipy_result_shapes_at_empty_and_single_inputs():
+    """As SciPy: multivariate_normal / dirichlet squeeze length-1 axes; logsumexp over nothing is
+    -inf (sign -1) rather than an error, and a 0-d input with keepdims gives shape (1,)."""
+    import scipy.special as sc
+    cases = [
+        (lambda m, x: m.multivariate_normal.logpdf(x, np.zeros(2), np.eye(2)), np.full((1, 2), 0.3)),
+        (lambda m, x: m.multivariate_normal.pdf(x, np.zeros(1), 2.0), np.full((3, 1), 0.3)),
+        (lambda m, x: m.dirichlet.logpdf(x, np.array([2.0, 3.0, 1.5])), np.array([[0.2], [0.5], [0.3]])),
+        (lambda m, x: m.logsumexp(x, axis=0), np.zeros((0, 3))),
+        (lambda m, x: m.logsumexp(x, return_sign=True), np.zeros(0)),
+        (lambda m, x: m.logsumexp(x, keepdims=True, b=-2.0, return_sign=True), np.float64(-1.5)),
+    ]
+    for f, x in cases:
+        want = f(st, x) if "logsumexp" not in f.__code__.co_names else f(sc, x)
+        got = tg.jit(lambda x: f(ts, x) if "logsumexp" not in f.__code__.co_names else f(tss, x))(x)
+        for g, w in zip(*(v if isinstance(v, tuple) else (v,) for v in (got, want))):
+            assert np.shape(g) == np.shape(w)
+            np.testing.assert_allclose(g, w, rtol=1e-13)

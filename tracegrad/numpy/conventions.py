@@ -1,5 +1,6 @@
-"""What tracegrad's derivatives are where NumPy's functions are not differentiable (kinks, ties,
-singular points) and at special points where a naive rule would fail: one note per function.
+"""What tracegrad's derivatives are where NumPy's (and SciPy's) functions are not differentiable
+(kinks, ties, singular points) and at special points where a naive rule would fail: one note per
+function.
 
 These are the documented conventions: tools/coverage.py prints them in the supported-functions
 table (README.md, docs/coverage.md), and the derivative fuzzer (tests/fuzz_specs.py) checks the
@@ -9,6 +10,8 @@ derivatives are exact (to every order, and checked against finite differences).
 from __future__ import annotations
 
 import numpy as np
+import scipy.special as _sc
+import scipy.stats as _st
 
 _L = np.linalg
 
@@ -20,6 +23,8 @@ _STABLE = "ties: each element's derivative follows it to its stable sorted place
 _NORM = ("2-norm / fro at 0: NaN (not differentiable; JAX); over no elements: 0; "
          "2 / -2 at tied singular values: not differentiable")
 _CONSTANT = "no derivative: the result does not depend on the values"
+_EDGE_PDF = "at an edge of the support where the density is 0: derivative 0 (the outer one-sided one)"
+_EDGE_CDF = "at the edges of the support: derivative 0 (the outer one-sided one)"
 
 NOTES = {
     np.absolute: "at 0: 1 (JAX)",
@@ -59,4 +64,9 @@ NOTES = {
              "full_matrices with m != n: the extra vectors rotate minimally"),
     _L.svdvals: "repeated singular values: not differentiable",
     _L.pinv: "along matrices of the same rank (Golub-Pereyra, JAX); jumps where the rank changes",
+    _sc.log_ndtr: "exact to rounding at every order in the far left tail (continued fraction)",
+    _st.norm.logcdf: "exact to rounding at every order in the far left tail (log_ndtr's)",
+    _st.norm.logsf: "exact to rounding at every order in the far right tail (log_ndtr's)",
+    _st.beta.pdf: _EDGE_PDF, _st.beta.logpdf: _EDGE_PDF, _st.beta.cdf: _EDGE_CDF,
+    _st.gamma.pdf: _EDGE_PDF, _st.gamma.logpdf: _EDGE_PDF, _st.gamma.cdf: _EDGE_CDF,
 }

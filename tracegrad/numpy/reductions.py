@@ -231,6 +231,13 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """
     a = ops.float_operand(ops.as_operand(a))
     axes = ops.normalize_axes(axis, ops.ndim_of(a))
+    if builtins.any(ops.shape_of(a)[i] == 0 for i in axes):
+        # a sum of nothing: -inf, and SciPy's sign of it, -1 (max has no identity to shift by)
+        shape = tuple(1 if i in axes else d for i, d in enumerate(ops.shape_of(a)))
+        if not keepdims:
+            shape = tuple(d for i, d in enumerate(ops.shape_of(a)) if i not in axes)
+        out = ops.full(shape, -np.inf, ops.dtype_of(a))
+        return (out, ops.full(shape, -1, ops.dtype_of(a))) if return_sign else out
     m = max_shift(a, axes)
     e = ops.exp(ops.sub(a, m))
     if b is not None:

@@ -113,9 +113,27 @@ _partials(P.polygamma_p, None, lambda n, x, out: polygamma(ops.add(n, _const(n, 
 _partials(P.gamma_p, lambda x, out: ops.mul(out, ops.unary(P.digamma_p, x)))
 _partials(P.erfc_p, lambda x, out: ops.mul(_const(x, -_TWO_OVER_SQRT_PI), ops.exp(ops.neg(_sq(x)))))
 _partials(P.erfinv_p, lambda x, out: ops.mul(_const(x, 1 / _TWO_OVER_SQRT_PI), ops.exp(_sq(out))))
-# (log Phi)' = phi / Phi = exp(-x^2/2 - log Phi(x)) / sqrt(2 pi): no 0/0 in the far left tail
-_partials(P.log_ndtr_p, lambda x, out: ops.mul(
-    _const(x, _INV_SQRT_2PI), ops.exp(ops.sub(ops.mul(_sq(x), _const(x, -0.5)), out))))
+_MILLS_FROM = -8.0        # below: the continued fraction, exact to rounding with _MILLS_LEVELS
+_MILLS_LEVELS = 20
+
+
+def _log_ndtr_dx(x, out):
+    """(log Phi)'(x) = phi(x) / Phi(x). Down to x = -8: exp(-x^2/2 - log Phi(x)) / sqrt(2 pi) (no
+    0/0 in the tail). Below, that exponent is a difference of two numbers near x^2/2 (a relative
+    error of ~x^2 eps; the derivative of the result, -x - phi/Phi, cancels further: second
+    derivatives were wrong by 50% at x = -1e4), so there Laplace's continued fraction for the
+    inverse Mills ratio, phi(x)/Phi(x) = t + 1/(t + 2/(t + 3/(t + ...))) with t = -x: every level
+    and every derivative of it is a sum of positive terms, exact to rounding at any order."""
+    far = ops.compare(P.lt_p, x, _const(x, _MILLS_FROM))
+    t = ops.select(far, ops.neg(x), ops.full(ops.shape_of(x), -_MILLS_FROM, ops.dtype_of(x)))
+    k = t
+    for n in range(_MILLS_LEVELS, 0, -1):
+        k = ops.add(t, ops.div(_const(x, n), k))
+    near = ops.mul(_const(x, _INV_SQRT_2PI), ops.exp(ops.sub(ops.mul(_sq(x), _const(x, -0.5)), out)))
+    return ops.select(far, k, near)
+
+
+_partials(P.log_ndtr_p, _log_ndtr_dx)
 _partials(P.i0_p, lambda x, out: ops.unary(P.i1_p, x))
 _partials(P.i1_p, lambda x, out: ops.sub(ops.unary(P.i0_p, x),
                                          _bessel_ratio(x, out, _i1_over_x_series)))
