@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 from hypothesis import strategies as st
+from scipy import linalg as scipy_linalg
 
 import op_specs as O
 from _coverage_tool import load as _tool
@@ -192,6 +193,8 @@ class FuzzSpec:
     name: str                           # registry name ("numpy.hypot")
     draw: Callable                      # draw(data, rng) -> Case
     second: bool = True                 # check second derivatives
+    forward: bool = True                # False: reverse mode only (custom_vjp functions: odeint),
+                                        # checked against finite differences directly
     kink_nonfinite: bool = False        # NaN/inf derivatives allowed where not differentiable
     convention: Callable | None = None  # convention(case, arrays, tangents) -> expected jvp
     kinks: Callable | None = None       # kinks(case, arrays) -> per float output, where the
@@ -206,10 +209,17 @@ class FuzzSpec:
                                         # (False where non-differentiable points are not all
                                         # between two smooth pieces: order statistics, spectra)
     values: bool = True                 # False: only shapes and dtypes are NumPy's (empty_like)
+    empty_error_ok: bool = False        # where SciPy raises on a zero-size input, tracegrad's
+                                        # outcome (a result or an error) is not compared: SciPy's
+                                        # own quirks (1-d convolve's "v cannot be empty", n-d
+                                        # logsumexp's IndexError, softmax's and dirichlet's max
+                                        # and min of nothing)
     grad: bool = True                   # False: no derivative to check against NumPy's (ditto)
     rtol: float = 1e-9                  # values against NumPy
     atol: float = 1e-12                 # (times the largest finite |value|)
     note: str = ""
+    examples: float = 1.0               # this share of TRACEGRAD_FUZZ_EXAMPLES (at least one):
+                                        # for functions whose every example costs seconds
 
     @property
     def np_fn(self):
@@ -845,6 +855,198 @@ def _op_check(check, values=False):
     return run
 
 
+# ---------------------------------------------------------------- SciPy cases
+
+# gamma-like functions: poles at 0, -1, -2, ... (never drawn; steps that cross one are undefined)
+NOT_A_POLE = Dom("not a pole", specials=(1.0, 2.0, 0.5, -0.5, -1.5), avoid=(0.0, -1.0, -2.0, -3.0, -4.0),
+                 typical=(-4.0, 6.0), big=1e6)
+GAMMA_ARG = replace(NOT_A_POLE, hi=171.0, big=170.0)          # Gamma overflows beyond 171.6
+OPEN_UNIT = Dom("(0, 1)", lo=0.0, hi=1.0, specials=(0.5,), typical=(0.0, 1.0))
+CLOSED_UNIT = Dom("[0, 1]", lo=0.0, hi=1.0, lo_ok=True, hi_ok=True, specials=(0.5, 0.0, 1.0),
+                  typical=(0.0, 1.0))
+SHAPE = Dom("shape parameter", lo=0.0, specials=(1.0, 2.0, 0.5), typical=(0.2, 6.0), big=1e3)
+SCALE = Dom("scale", lo=0.0, specials=(1.0,), typical=(0.2, 3.0), big=1e4)
+ORDER = Dom("order", lo=-0.5, hi=4.5, specials=(0.0, 1.0, 2.0, 3.0), typical=(0.0, 4.0), big=10.0,
+            tiny=False, integer=True)
+COUNT = Dom("count", lo=-1.5, hi=60.0, specials=(0.0, 1.0, 2.0, -1.0), typical=(-1.0, 12.0), big=50.0,
+            tiny=False, integer=True)
+BINARY = Dom("bernoulli outcome", lo=-1.5, hi=2.5, specials=(0.0, 1.0), typical=(-1.0, 2.0), big=10.0,
+             tiny=False, integer=True)
+INT_LOC = Dom("integer loc", lo=-3.5, hi=3.5, specials=(0.0, 1.0), typical=(-2.0, 2.0), big=10.0,
+              tiny=False, integer=True)
+
+
+def _elementwise(name, doms, diff=None, ties=True, **kw):
+    """A SciPy ufunc (or distribution method) on broadcast-compatible arrays, one per domain in
+    `doms` (the trailing ones sometimes left out, down to `kw.pop('min_args')`), differentiating
+    the arrays at the indices `diff` (all of them by default: shape parameters without a
+    derivative are left out)."""
+    min_args = kw.pop("min_args", len(doms))
+
+    def draw(data, rng):
+        k = data.draw(st.integers(min_args, len(doms)), label="arguments") if min_args < len(doms) else len(doms)
+        shapes = O.broadcast_pair(data, num=k)
+        arrays = [sample(d, rng, s, data.draw(MODES, label=f"mode{i}"))
+                  for i, (d, s) in enumerate(zip(doms, shapes))]
+        slots = [i for i in (range(k) if diff is None else diff) if i < k]
+        if ties:
+            arrays = tie_up(data, rng, arrays, slots, {i: doms[i] for i in slots})
+        return Case(arrays, lambda fn, *xs: fn(*xs), tuple(slots), note=f"{name} ({k} arguments)")
+    return spec(name, draw, **kw)
+
+
+def _draw_logsumexp(name):
+    def draw(data, rng):
+        shape = data.draw(O.shapes(max_dims=3, max_side=3), label="shape")
+        kw = {"axis": O.draw_axis(data, len(shape))}
+        if kw["axis"] == () and 0 in shape:
+            # (SciPy 1.17 reduces a zero-size array over everything for axis=(), where for any
+            # other array, as tracegrad for all, axis=() reduces nothing)
+            kw["axis"] = None
+        if name.endswith("logsumexp"):
+            kw["keepdims"] = data.draw(st.booleans(), label="keepdims")
+            kw["return_sign"] = data.draw(st.booleans(), label="return_sign")
+        x = sample(REAL, rng, shape, data.draw(MODES, label="mode"))
+        if name.endswith("logsumexp") and data.draw(st.booleans(), label="b"):
+            # weights: of either sign with return_sign (else a negative sum is NaN, as SciPy's)
+            b = sample(LINEAR if kw["return_sign"] else NONNEG, rng, shape, data.draw(MODES, label="mode b"))
+            return Case([x, b], lambda fn, x, b: fn(x, b=b, **kw), (0, 1), note=f"{name} {kw} b")
+        return Case([x], lambda fn, x: fn(x, **kw), (0,), note=f"{name} {kw}")
+    return draw
+
+
+def _draw_convolve(data, rng):
+    nd = data.draw(st.integers(1, 2), label="ndim")
+    s1 = tuple(data.draw(st.integers(0, 4), label="side") for _ in range(nd))
+    s2 = tuple(data.draw(st.integers(0, 4), label="side") for _ in range(nd))
+    mode = data.draw(st.sampled_from(["full", "same", "valid"]), label="mode")
+    a = sample(LINEAR, rng, s1, data.draw(MODES, label="mode a"))
+    b = sample(LINEAR, rng, s2, data.draw(MODES, label="mode b"))
+    return Case([a, b], lambda fn, a, b: fn(a, b, mode=mode), (0, 1), note=f"convolve {mode}")
+
+
+def _draw_polygamma(data, rng):
+    sn, sx = O.broadcast_pair(data)
+    n = sample(ORDER, rng, sn, data.draw(MODES, label="mode n"))
+    x = sample(NOT_A_POLE, rng, sx, data.draw(MODES, label="mode x"))
+    return Case([n, x], lambda fn, n, x: fn(n, x), (1,), note="polygamma")
+
+
+# (SciPy raises for variances below ~2e-10 of the largest: a traced function cannot raise on
+# values, and tracegrad documents that cov must be positive definite)
+VARIANCE = Dom("variance", lo=1e-3, specials=(1.0,), typical=(0.2, 3.0), big=1e4, tiny=False)
+
+
+def _draw_mvn(data, rng):
+    """x (..., d), mean (d,), cov: a positive definite matrix, its diagonal, or a scalar."""
+    d = data.draw(st.integers(1, 3), label="d")
+    batch = _batch(data)
+    x = sample(LINEAR, rng, batch + (d,), data.draw(MODES, label="mode x"))
+    mean = sample(LINEAR, rng, (d,), data.draw(MODES, label="mode mean"))
+    form = data.draw(st.sampled_from(["matrix", "matrix", "diagonal", "scalar"]), label="cov")
+    if form == "matrix":
+        cov, _ = _matrices(data, rng, d, (), kinds=["generic", "identity", "orthogonal", "repeated"],
+                           spd=True)
+    elif form == "diagonal":
+        cov = sample(VARIANCE, rng, (d,), data.draw(MODES, label="mode cov"))
+    else:
+        cov = sample(VARIANCE, rng, (), data.draw(MODES, label="mode cov"))
+    return Case([x, mean, cov], lambda fn, x, m, c: fn(x, m, c), (0, 1, 2), note=f"mvn cov {form}")
+
+
+def _draw_dirichlet(data, rng):
+    """x: points of the simplex (k components, or k - 1 with the last implied), on the first axis,
+    with a batch after it; alpha (k,). With all k components x cannot move off the simplex: only
+    alpha is differentiated."""
+    k = data.draw(st.integers(2, 4), label="k")
+    batch = _batch(data, 1)
+    alpha = sample(SHAPE, rng, (k,), data.draw(MODES, label="mode alpha"))
+    n = int(np.prod(batch, dtype=np.int64))
+    x = rng.dirichlet(np.full(k, data.draw(st.sampled_from([0.5, 1.0, 5.0]), label="spread")), max(n, 1))
+    x = np.maximum(x, 1e-12)
+    x = (x / x.sum(axis=1, keepdims=True)).T[:, :n].reshape((k,) + batch)
+    implied = data.draw(st.booleans(), label="k - 1 components")
+    if implied:
+        x = x[:-1]
+    return Case([x, alpha], lambda fn, x, a: fn(x, a), (0, 1) if implied else (1,),
+                note=f"dirichlet k={k} implied={implied}")
+
+
+def _damped(y, t, k, c):
+    return np.stack([y[1], -k * y[0] - c * y[1]])
+
+
+def _odeint_call(fn, y0, t, k, c):
+    """odeint of the damped oscillator y'' = -k y - c y'; as the reference, its exact solution
+    (the matrix exponential: LSODA's own error would swamp the finite differences)."""
+    if fn is REGISTRY["scipy.integrate.odeint"][0]:
+        a = np.array([[0.0, 1.0], [-k, -c]])
+        return np.stack([scipy_linalg.expm((ti - t[0]) * a) @ y0 for ti in t])
+    return fn(_damped, y0, t, args=(k, c), rtol=1e-12, atol=1e-12)
+
+
+def _draw_odeint(data, rng):
+    n = data.draw(st.integers(1, 4), label="points")
+    t = np.cumsum(np.concatenate([[rng.uniform(-1.0, 1.0)], rng.uniform(0.2, 1.0, n - 1)]))
+    y0 = sample(LINEAR, rng, (2,), data.draw(MODES, label="mode y0"))
+    k = np.float64(rng.uniform(0.5, 4.0))
+    c = np.float64(rng.choice([0.0, rng.uniform(0.0, 1.0)]))
+    return Case([y0, t, k, c], _odeint_call, (0, 1, 2, 3), note="odeint")
+
+
+def _stats(dist, methods, doms, shape_params=(), min_args=None, diff=None, **kw):
+    """Specs for the methods of a scipy.stats distribution: doms for (x, *parameters, loc, scale);
+    a cdf is not differentiated in the shape parameters (positions `shape_params`: no closed form,
+    tracegrad raises there rather than return a silent zero)."""
+    out = []
+    for m in methods:
+        cdf = m in ("cdf", "sf", "logcdf", "logsf")
+        d = diff or [i for i in range(len(doms)) if not (cdf and i in shape_params)]
+        out.append(_elementwise(f"scipy.stats.{dist}.{m}", doms, diff=d,
+                                min_args=min_args or len(doms), **kw))
+    return out
+
+
+_SCIPY = [
+    # scipy.special: ufuncs
+    *[_elementwise("scipy.special." + n, [d]) for n, d in (
+        ("gammaln", NOT_A_POLE), ("psi", NOT_A_POLE), ("gamma", GAMMA_ARG), ("erf", REAL),
+        ("erfc", REAL), ("erfinv", UNIT), ("log_ndtr", REAL), ("ndtr", REAL), ("expit", REAL),
+        ("logit", OPEN_UNIT), ("i0", HYP), ("i1", HYP), ("i0e", REAL), ("i1e", REAL),
+        ("entr", REAL))],
+    _elementwise("scipy.special.xlogy", [REAL, NONNEG]),
+    _elementwise("scipy.special.xlog1py", [REAL, LOG1P]),
+    _elementwise("scipy.special.betaln", [SHAPE, SHAPE]),
+    # incomplete gamma and beta: derivatives in x only (none in the shape parameters)
+    _elementwise("scipy.special.gammainc", [replace(SHAPE, big=50.0), NONNEG], diff=(1,)),
+    _elementwise("scipy.special.gammaincc", [replace(SHAPE, big=50.0), NONNEG], diff=(1,)),
+    _elementwise("scipy.special.betainc", [replace(SHAPE, big=50.0), replace(SHAPE, big=50.0), CLOSED_UNIT],
+                 diff=(2,)),
+    spec("scipy.special.polygamma", _draw_polygamma),
+    # scipy.special: Python functions
+    spec("scipy.special.logsumexp", _draw_logsumexp("logsumexp"), atol=1e-9, empty_error_ok=True),
+    spec("scipy.special.softmax", _draw_logsumexp("softmax"), atol=1e-9, empty_error_ok=True),
+    spec("scipy.special.log_softmax", _draw_logsumexp("log_softmax"), atol=1e-9, empty_error_ok=True),
+    spec("scipy.signal.convolve", _draw_convolve, atol=1e-9, empty_error_ok=True),
+    spec("scipy.integrate.odeint", _draw_odeint, forward=False, rtol=1e-8, atol=1e-9, examples=0.1),
+    # scipy.stats: (x, *shape parameters, loc, scale)
+    *_stats("norm", ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"), [REAL, REAL, SCALE], min_args=1),
+    *_stats("t", ("logpdf", "pdf", "cdf"), [REAL, SHAPE, REAL, SCALE], shape_params=(1,), min_args=2),
+    *_stats("beta", ("logpdf", "pdf", "cdf"),
+            [Dom("beta x", specials=(0.0, 1.0, 0.5), typical=(-0.2, 1.2), big=10.0), SHAPE, SHAPE, REAL, SCALE],
+            shape_params=(1, 2), min_args=3),
+    *_stats("gamma", ("logpdf", "pdf", "cdf"), [Dom("gamma x", specials=(0.0, 1.0), typical=(-0.5, 8.0)),
+                                                SHAPE, REAL, SCALE], shape_params=(1,), min_args=2),
+    *_stats("poisson", ("logpmf", "pmf", "cdf"), [COUNT, replace(SCALE, typical=(0.1, 20.0), big=1e3), INT_LOC],
+            min_args=2, diff=(1,)),
+    *_stats("bernoulli", ("logpmf", "pmf", "cdf"), [BINARY, CLOSED_UNIT, INT_LOC], min_args=2, diff=(1,)),
+    spec("scipy.stats.multivariate_normal.logpdf", _draw_mvn, rtol=1e-8, atol=1e-9),
+    spec("scipy.stats.multivariate_normal.pdf", _draw_mvn, rtol=1e-8, atol=1e-9),
+    spec("scipy.stats.dirichlet.logpdf", _draw_dirichlet, rtol=1e-9, atol=1e-9, empty_error_ok=True),
+    spec("scipy.stats.dirichlet.pdf", _draw_dirichlet, rtol=1e-9, atol=1e-9, empty_error_ok=True),
+]
+
+
 # ---------------------------------------------------------------- the table
 
 def _unary(name, dom, **kw):
@@ -972,5 +1174,6 @@ _LIST = [
     spec("numpy.linalg.matrix_transpose", _draw_linalg_one("matrix_transpose")),
 ]
 
+_LIST += _SCIPY
 SPECS = {s.name: s for s in _LIST}
 assert len(SPECS) == len(_LIST), "duplicate fuzz specs"
