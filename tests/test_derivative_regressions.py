@@ -374,6 +374,22 @@ def test_odeint_pullback_differentiated_again_with_a_constant_cotangent(mode):
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_logsumexp_ignores_zero_weights_for_its_shift(mode):
+    """A term with b == 0 far above the others took logsumexp's shift, underflowed the others and
+    gave -inf (SciPy: log of the weighted terms); the derivative in that b stays exp(a_i) / s."""
+    a, b = np.array([1.0, 2.0e4, 3.0, 2.5]), np.array([1.0, 0.0, 2.0, 0.5])
+    a2 = np.array([1.0, 5.0, 3.0])
+    b2 = np.array([1.0, 0.0, 2.0])
+    with _mode(mode):
+        value = tg.jit(lambda a, b: tss.logsumexp(a, b=b))(a, b)
+        ga, gb = tg.grad(lambda a, b: tss.logsumexp(a, b=b), argnums=(0, 1))(a2, b2)
+    np.testing.assert_allclose(value, sc.logsumexp(a, b=b), rtol=1e-15)
+    s = np.sum(b2 * np.exp(a2))
+    np.testing.assert_allclose(ga, b2 * np.exp(a2) / s, rtol=1e-14)
+    np.testing.assert_allclose(gb, np.exp(a2) / s, rtol=1e-14)
+
+
 def test_scipy_result_shapes_at_empty_and_single_inputs():
     """As SciPy: multivariate_normal / dirichlet squeeze length-1 axes; logsumexp over nothing is
     -inf (sign -1) rather than an error, and a 0-d input with keepdims gives shape (1,)."""

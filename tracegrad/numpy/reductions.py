@@ -238,13 +238,26 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
             shape = tuple(d for i, d in enumerate(ops.shape_of(a)) if i not in axes)
         out = ops.full(shape, -np.inf, ops.dtype_of(a))
         return (out, ops.full(shape, -1, ops.dtype_of(a))) if return_sign else out
-    m = max_shift(a, axes)
-    e = ops.exp(ops.sub(a, m))
-    if b is not None:
-        e = ops.mul(e, ops.as_operand(b))
-        if ops.shape_of(e) != ops.shape_of(a):
+    if b is None:
+        m = max_shift(a, axes)
+        e = ops.exp(ops.sub(a, m))
+    else:
+        b = ops.as_operand(b)
+        if tuple(np.broadcast_shapes(ops.shape_of(a), ops.shape_of(b))) != tuple(ops.shape_of(a)):
             raise ValueError(f"logsumexp: b of shape {ops.shape_of(b)} does not broadcast to a's "
                              f"shape {ops.shape_of(a)}")
+        b = ops.broadcast_to(b, ops.shape_of(a))
+        # shifted by the max over the terms that count (b != 0, as SciPy): a zero-weight term far
+        # above the others would otherwise take the shift, underflow every other term and give -inf
+        # (where its own exp would overflow, the exponent is capped: inf * 0 is NaN; the derivative
+        # in that b, larger than any float, is then a finite underestimate)
+        zero = ops.compare(P.eq_p, b, 0)
+        dt = ops.dtype_of(a)
+        m = max_shift(ops.select(zero, ops.full(ops.shape_of(a), -np.inf, dt), a), axes)
+        d = ops.sub(a, m)
+        cap = np.asarray(np.log(np.finfo(dt).max) - 1, dt)[()]
+        d = ops.select(ops.bind(P.and_p, zero, ops.compare(P.gt_p, d, cap)), ops.full(ops.shape_of(a), cap, dt), d)
+        e = ops.mul(ops.exp(d), b)
     s = sum_keepdims(e, axes)
     sign = None
     if return_sign:
