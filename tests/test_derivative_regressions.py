@@ -357,6 +357,32 @@ def test_log_ndtr_derivatives_in_the_far_left_tail(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_t_logpdf_derivative_in_df_for_large_df(mode):
+    """d/d df of t.logpdf is O(1/df^2), made of terms O(1/df): it was 1e-3 off at df = 1e6 and
+    wrong at 1e8. Closed form: logpdf = norm.logpdf(x) + (x^4/4 - x^2/2 - 1/4) / df + O(df^-2)."""
+    x = 1.5
+    for df in (1e6, 1e8, 1e10):
+        with _mode(mode):
+            got = tg.grad(lambda d: ts.t.logpdf(x, d))(df)
+        # (the O(df^-3) term is ~1e-5 of it at df = 1e6)
+        np.testing.assert_allclose(got, (0.25 + x ** 2 / 2 - x ** 4 / 4) / df ** 2, rtol=5e-5)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_scaled_bessel_second_derivatives_for_large_arguments(mode):
+    """i0e'' and i1e'' at |x| >> 1 (i1e - i0e, the closed form of i0e', cancels to ~i0e / 2x: 8%
+    off at 1.7e7). Closed form: Hankel's expansion, e^-t I_nu(t) ~ (2 pi t)^-1/2 (1 - (4 nu^2 - 1)
+    / (8 t)), whose second derivative is (2 pi)^-1/2 (3/4 t^-5/2 - 15 (4 nu^2 - 1) / 32 t^-7/2)."""
+    for x in (-1.7457e7, 2.5e5):
+        t = abs(x)
+        for fn, nu in ((sc.i0e, 0), (sc.i1e, 1)):
+            with _mode(mode):
+                got = tg.grad(tg.grad(fn))(x)
+            want = (0.75 * t ** -2.5 - 15 * (4 * nu ** 2 - 1) / 32 * t ** -3.5) / np.sqrt(2 * np.pi)
+            np.testing.assert_allclose(got, want * (np.sign(x) if nu else 1.0), rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_odeint_pullback_differentiated_again_with_a_constant_cotangent(mode):
     """Reverse over reverse of odeint where the cotangent is a constant of the outer trace: the
     adjoint indexed the cotangent (a NumPy array) with the scan's traced step (a TracerError)."""
