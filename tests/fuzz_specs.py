@@ -879,6 +879,9 @@ OPEN_UNIT = Dom("(0, 1)", lo=0.0, hi=1.0, specials=(0.5,), typical=(0.0, 1.0))
 CLOSED_UNIT = Dom("[0, 1]", lo=0.0, hi=1.0, lo_ok=True, hi_ok=True, specials=(0.5, 0.0, 1.0),
                   typical=(0.0, 1.0))
 SHAPE = Dom("shape parameter", lo=0.0, specials=(1.0, 2.0, 0.5), typical=(0.2, 6.0), big=1e3)
+# (the t density's features around 0 are ~sqrt(df) wide: below df = 0.05 narrower than finite
+# differences with steps relative to x resolve; they saw pdf(0) = sqrt(df) / 2 as a flat cdf)
+DF = Dom("degrees of freedom", lo=0.05, specials=(1.0, 2.0, 0.5), typical=(0.2, 30.0), big=1e8, tiny=False)
 SCALE = Dom("scale", lo=0.0, specials=(1.0,), typical=(0.2, 3.0), big=1e4)
 ORDER = Dom("order", lo=-0.5, hi=4.5, specials=(0.0, 1.0, 2.0, 3.0), typical=(0.0, 4.0), big=10.0,
             tiny=False, integer=True)
@@ -1049,7 +1052,10 @@ _SCIPY = [
     spec("scipy.integrate.odeint", _draw_odeint, forward=False, rtol=1e-8, atol=1e-9, examples=0.1),
     # scipy.stats: (x, *shape parameters, loc, scale)
     *_stats("norm", ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"), [REAL, REAL, SCALE], min_args=1),
-    *_stats("t", ("logpdf", "pdf", "cdf"), [REAL, SHAPE, REAL, SCALE], shape_params=(1,), min_args=2),
+    *_stats("t", ("logpdf", "pdf"), [REAL, DF, REAL, SCALE], shape_params=(1,), min_args=2),
+    # (SciPy's stdtr for df == 1 is up to ~6e-10 off next to z = 0, |z| < 1e-7; tracegrad's
+    # series there is exact)
+    *_stats("t", ("cdf",), [REAL, DF, REAL, SCALE], shape_params=(1,), min_args=2, atol=2e-9),
     *_stats("beta", ("logpdf", "pdf", "cdf"),
             [Dom("beta x", specials=(0.0, 1.0, 0.5), typical=(-0.2, 1.2), big=10.0), SHAPE, SHAPE, REAL, SCALE],
             shape_params=(1, 2), min_args=3),
