@@ -928,7 +928,8 @@ SPECS = [
     binary("floor_divide", REAL, NONZERO, grad=False),
     *[binary(n, TIES, TIES, grad=False, float_out=False) for n in (
         "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
-        "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor")],
+        "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+        "isclose", "allclose")],
     # reductions
     reduction("sum", extra=_sum_kw), reduction("mean", extra=_dtype_kw),
     reduction("prod", PROD, extra=_sum_kw),

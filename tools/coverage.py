@@ -51,8 +51,9 @@ PROBES = [
 ]
 
 
-def _primitives_of(fn, args, kwargs):
-    """Names of the primitives recorded when `fn` runs on traced versions of the array arguments."""
+def _primitives_of(fn, args, kwargs, float_out=None):
+    """Names of the primitives recorded when `fn` runs on traced versions of the array arguments
+    (and, into the list `float_out`, whether any output is floating-point)."""
     if not any(isinstance(a, (np.ndarray, np.floating)) for a in args):
         return None
 
@@ -65,6 +66,8 @@ def _primitives_of(fn, args, kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ir = tg.make_ir(wrapped)(*traced_in)
+    if float_out is not None:
+        float_out.append(any(a.dtype.kind == "f" for a in ir.out_avals))
     names = set()
 
     def walk(ir):
@@ -100,47 +103,59 @@ def _public_name(np_fn) -> str:
 
 def _scipy_methods() -> dict:
     """tracegrad.scipy's functions that are not NumPy-protocol registrations: the scipy.stats
-    distributions' methods and odeint."""
+    distributions' methods and odeint, as {table name: (SciPy's function, tracegrad's)}."""
+    import scipy.integrate
+    import scipy.stats
     import tracegrad.scipy.integrate as integrate
     import tracegrad.scipy.stats as stats
-    out = {"scipy.integrate.odeint": integrate.odeint}
+    out = {"scipy.integrate.odeint": (scipy.integrate.odeint, integrate.odeint)}
     for dname in stats.__all__:
         dist = getattr(stats, dname)
         for m in ("logpdf", "pdf", "cdf", "logcdf", "sf", "logsf", "logpmf", "pmf"):
             if hasattr(dist, m):
-                out[f"scipy.stats.{dname}.{m}"] = getattr(dist, m)
+                out[f"scipy.stats.{dname}.{m}"] = (getattr(getattr(scipy.stats, dname), m), getattr(dist, m))
     return out
+
+
+def registry() -> dict:
+    """{table name ("numpy.hypot", "numpy.linalg.det", "scipy.stats.norm.logpdf"): (NumPy's or
+    SciPy's function, tracegrad's implementation)} for every registered function, sorted by name
+    (also walked by tests/test_fuzz_derivatives.py)."""
+    funcs = {}
+    for np_fn, impl in list(_dispatch.FUNCTIONS.items()) + list(_dispatch.UFUNCS.items()):
+        funcs[_public_name(np_fn)] = (np_fn, impl)
+    funcs.update(_scipy_methods())
+    return dict(sorted(funcs.items()))
 
 
 def rows():
     import compiler.lowering  # noqa: F401  (importing registers every lowering module)
     from compiler.rules import LOWERINGS as lowerings
-    funcs = {}
-    for np_fn, impl in list(_dispatch.FUNCTIONS.items()) + list(_dispatch.UFUNCS.items()):
-        funcs[_public_name(np_fn)] = impl
-    funcs.update(_scipy_methods())
+    from tracegrad.numpy.conventions import NOTES
     out = []
-    for name in sorted(funcs):
-        impl = funcs[name]
+    for name, (np_fn, impl) in registry().items():
         prims = None
+        float_out = []
         for args, kwargs in PROBES:
             try:
-                prims = _primitives_of(impl, args, kwargs)
+                prims = _primitives_of(impl, args, kwargs, float_out)
             except Exception:
                 continue
             if prims is not None:
                 break
+        note = NOTES.get(np_fn, "")
         if prims is None:
-            out.append((name, "?", "?", "?", "no probe traced it"))
+            out.append((name, "?", "?", "?", "no probe traced it", note))
             continue
         objs = [P.all_primitives[p] for p in sorted(prims)]
         rev = all(p in P.vjp_rules or not p.differentiable for p in objs)
         fwd = all(p in P.jvp_rules or not p.differentiable for p in objs)
-        nograd = bool(objs) and all(not p.differentiable for p in objs)
+        # no grad: every primitive is non-differentiable, or no output is floating-point
+        nograd = (bool(objs) and all(not p.differentiable for p in objs)) or not float_out[-1]
         comp = all(_lowered(p.name, lowerings) for p in objs)
         mark = lambda ok: "no grad" if nograd else ("yes" if ok else "NO")
         out.append((name, mark(rev), mark(fwd), "yes" if comp else "NO",
-                    " ".join(sorted(prims)) or "(static)"))
+                    " ".join(sorted(prims)) or "(static)", note))
     return out
 
 
@@ -151,11 +166,15 @@ def render() -> str:
              "SciPy's as `scipy.special.NAME` or through `tracegrad.scipy`, see docs/scipy.md).",
              "*reverse* / *forward*: every primitive it records has a VJP / JVP rule (`no grad`: its",
              "outputs carry no derivative, e.g. comparisons). *compiled*: every primitive has a Numba",
-             "lowering. *primitives*: what it records.", "",
-             "| function | reverse | forward | compiled | primitives |", "| --- | --- | --- | --- | --- |"]
+             "lowering. *primitives*: what it records. *derivative notes*: the convention where the",
+             "function is not differentiable, and special points (tracegrad/numpy/conventions.py;",
+             "checked by tests/test_fuzz_derivatives.py); elsewhere derivatives are exact.", "",
+             "| function | reverse | forward | compiled | primitives | derivative notes |",
+             "| --- | --- | --- | --- | --- | --- |"]
     table = rows()
     for r in table:
-        lines.append("| `" + r[0] + "` | " + " | ".join(r[1:]) + " |")
+        cells = list(r[1:-1]) + [r[-1].replace("|", "\\|")]     # (notes may hold |x|)
+        lines.append("| `" + r[0] + "` | " + " | ".join(cells) + " |")
     lines += ["", f"{len(table)} functions."]
     return "\n".join(lines) + "\n"
 

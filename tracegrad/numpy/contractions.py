@@ -161,7 +161,8 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
                 name = "..." if not isinstance(l, str) else l
                 raise ValueError(f"operands could not be broadcast together: size {prev} and {d} "
                                  f"for subscript {name!r}")
-            sizes[l] = builtins.max(prev, d) if d != 1 else prev
+            # a size-1 dim broadcasts against any size, 0 included
+            sizes[l] = d if prev == 1 else prev
     for l in out_labels:
         sizes.setdefault(l, 1)
     terms = []

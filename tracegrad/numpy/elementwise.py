@@ -180,13 +180,18 @@ divmod = _ufunc(np.divmod, lambda x, y: (ops.bind(P.floordiv_p, x, y), _mod(x, y
 
 
 def _hypot(x, y):
-    # big * sqrt(1 + (small/big)**2): no overflow or underflow; at (0, 0) the gradient is (1/2, 1/2)
-    # as in JAX (through maximum's tie rule), and an infinite operand gives inf even beside a NaN.
+    # big * sqrt(1 + (small/big)**2): no overflow or underflow. big and small are *selected* (not
+    # maximum/minimum, whose derivative splits 1/2 : 1/2 at ties): a * sqrt(1 + (b/a)**2) equals
+    # hypot(a, b) on both sides of a tie, so derivatives of every order are exact at |x| == |y|
+    # (through max/min, the second derivative there would be 0). At (0, 0), a kink, the gradient
+    # is (1/2, 1/2) as in JAX (maximum's tie rule), and an infinite operand gives inf beside a NaN.
     ax, ay = ops.unary(P.abs_p, x), ops.unary(P.abs_p, y)
-    big, small = ops.maximum(ax, ay), ops.minimum(ax, ay)
+    swap = ops.compare(P.lt_p, ax, ay)
+    big, small = ops.select(swap, ay, ax), ops.select(swap, ax, ay)
     is0 = ops.compare(P.eq_p, big, 0)
     ratio = ops.div(small, ops.select(is0, ops.ones_like(big), big))
-    h = ops.select(is0, big, ops.mul(big, ops.sqrt(ops.add(ops.integer_pow(ratio, 2), 1))))
+    h = ops.select(is0, ops.maximum(ax, ay),
+                   ops.mul(big, ops.sqrt(ops.add(ops.integer_pow(ratio, 2), 1))))
     inf = np.asarray(np.inf, ops.dtype_of(h))[()]
     is_inf = ops.bind(P.or_p, ops.compare(P.eq_p, ax, inf), ops.compare(P.eq_p, ay, inf))
     return ops.select(is_inf, ops.full(ops.shape_of(h), inf, ops.dtype_of(h)), h)
@@ -291,6 +296,37 @@ def nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     y = ops.select(ops.unary(P.isnan_p, x), fill(nan), x)
     y = ops.select(ops.bind(P.eq_p, x, np.asarray(np.inf, dt)[()]), fill(big), y)
     return ops.select(ops.bind(P.eq_p, x, np.asarray(-np.inf, dt)[()]), fill(small), y)
+
+
+@numpy_function(np.isclose)
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|a - b| <= atol + rtol * |b| where b is finite, or a == b (NumPy's formula and dtypes: b is
+    made inexact first). A bool array with no derivative."""
+    x = a if type(a) in (bool, int, float) else ops.as_operand(a)
+    y = b if type(b) in (bool, int, float) else ops.as_operand(b)
+    y = float(y) if type(y) in (bool, int) else ops.as_dtype(y, ops.result_dtype(y, 1.0))
+    rtol, atol = [v if type(v) in (int, float) else ops.as_operand(v) for v in (rtol, atol)]
+    dt = ops.result_dtype(x, y)
+    x, y = ops.as_dtype(x, dt), ops.as_dtype(y, dt)
+    # |x - y| <= tol is False wherever x or y is not finite (x == y decides there): compare zeros
+    # instead, so that inf - inf raises no warning
+    finite = ops.bind(P.and_p, *[ops.broadcast_to(ops.unary(P.isfinite_p, v), np.broadcast_shapes(
+        ops.shape_of(x), ops.shape_of(y))) for v in (x, y)])
+    xs, ys = ops.select(finite, x, ops.zeros_like(x)), ops.select(finite, y, ops.zeros_like(y))
+    tol = ops.add(atol, ops.mul(rtol, ops.unary(P.abs_p, ys)))
+    near = ops.compare(P.le_p, ops.unary(P.abs_p, ops.sub(xs, ys)), tol)
+    result = ops.bind(P.or_p, ops.bind(P.and_p, near, finite), ops.compare(P.eq_p, x, y))
+    if equal_nan:
+        result = ops.bind(P.or_p, result, ops.bind(P.and_p, ops.unary(P.isnan_p, x), ops.unary(P.isnan_p, y)))
+    return result
+
+
+@numpy_function(np.allclose)
+def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """`all(isclose(a, b, ...))`: a traced 0-d bool (NumPy returns a Python bool); `if` on it works in
+    eager mode, and under compilation `tg.cond` / `tnp.where` take it."""
+    close = isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    return ops.reduce(P.reduce_and_p, close, tuple(range(ops.ndim_of(close))))
 
 
 @numpy_function(np.real)

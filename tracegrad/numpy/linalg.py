@@ -3,13 +3,21 @@
 Kernels are the primitives lu, triangular_solve, cholesky, eigh and svd (semantics: docs/primitives.md);
 solve, inv, det, slogdet, pinv, matrix_power, norm, ... are compositions of them. As in NumPy,
 cholesky and eigh read one triangle of their input (the lower one by default), so derivatives with
-respect to the other triangle are zero. Singular matrices raise `numpy.linalg.LinAlgError` in solve
-and inv (from triangular_solve), det of a singular matrix is 0. The result namedtuples
-(EighResult, SVDResult, SlogdetResult) are registered as pytree nodes, so transforms return them.
+respect to the other triangle are zero; eigh(UPLO='U') takes NumPy's own eigenvectors (LAPACK's
+signs differ between the triangles). Singular matrices raise `numpy.linalg.LinAlgError` in solve and
+inv (from triangular_solve); det of a singular matrix is 0 and slogdet's is (0, -inf).
+
+Where a factorisation is only how a smooth function is computed, the function has its own
+derivative rule (`custom_jvp`, in traceable ops, so higher orders work): det (the adjugate, defined
+at every rank, where the LU's derivative is not), pinv, the nuclear norm and the extreme singular
+values (which the SVD's rule would divide by gaps between *other* singular values).
+The result namedtuples (EighResult, SVDResult, SlogdetResult) are registered as pytree nodes, so
+transforms return them.
 """
 from __future__ import annotations
 
 import builtins
+import functools
 
 import numpy as np
 from numpy.linalg import LinAlgError  # noqa: F401  (re-exported as np.linalg does)
@@ -18,7 +26,10 @@ from .. import ops
 from .. import ops_indexing
 from .. import ops_linalg
 from .. import primitives as P
+from ..callback import ShapeDtypeStruct, pure_callback
+from ..custom_jvp import custom_jvp
 from ..pytree import _registry, register_pytree_node
+from ..rules.linalg import eigh_jvp
 from . import contractions, products
 from ._dispatch import numpy_function
 from .reductions import max as _max, min as _min, sum as _sum
@@ -102,13 +113,123 @@ def inv(a):
     return _lu_solve(_lu_parts(a), eye)
 
 
-@numpy_function(_L.det)
-def det(a):
-    a = _float(a)
-    _square(a, "det")
+def _det_value(a):
     lu, piv, _, _, _ = _lu_parts(a)
     d = ops.reduce(P.reduce_prod_p, ops_linalg.diag_part(lu), (ops.ndim_of(lu) - 2,))
     return ops.mul(_parity_sign(piv, ops.dtype_of(lu)), d)
+
+
+def _const(x, value):
+    return np.asarray(value, ops.dtype_of(x))[()]
+
+
+def _expand2(x):
+    return ops.reshape(x, tuple(ops.shape_of(x)) + (1, 1))
+
+
+def _prod_except(s, drop):
+    """s (..., n) -> the products of s over l, for each entry of the boolean mask `drop` (n^k, n)
+    leaving out the l where drop[..., l] is True: no division, exact at zeros."""
+    lead = tuple(ops.shape_of(s)[:-1])
+    n = ops.shape_of(s)[-1]
+    k = drop.ndim - 1
+    tiled = ops.broadcast_to(ops.reshape(s, lead + (1,) * k + (n,)), lead + drop.shape)
+    return ops.reduce(P.reduce_prod_p, ops.select(drop, ops.ones_like(tiled), tiled), (len(lead) + k,))
+
+
+def _svd_side(a, singular):
+    """The SVD of each singular matrix of `a` (of a fixed matrix with distinct singular values
+    elsewhere, so that the unused branch never produces NaN derivatives):
+    (sign det(U) det(V), U, s, V, prod of s without l, prod of s without l and m)."""
+    n = ops.shape_of(a)[-1]
+    dt = ops.dtype_of(a)
+    safe = np.diag(np.arange(1, n + 1, dtype=dt))
+    u, s, vh = ops_linalg.svd(ops.select(singular, a, safe), False)
+    # det(U) det(V) = +-1 is locally constant: its derivative is exactly zero
+    sign = _expand2(ops.stop_gradient(ops.sign(_det_value(ops_linalg.bmm(u, vh)))))
+    eye = np.eye(n, dtype=bool)
+    others = _prod_except(s, eye)                                     # pi_i = prod_{l != i} s_l
+    pair = _prod_except(s, eye[:, None, :] | eye[None, :, :])         # Q_ij = prod_{l != i, j} s_l
+    return sign, u, s, ops_linalg.mT(vh), others, pair
+
+
+def _adjugate_value(a):
+    """adj(a) (adj(a) a = det(a) I) for every square matrix, singular ones included: det(a) a^-1
+    from the LU where no pivot is zero, s V diag(prod_{l != i} s_l) U^T from the SVD elsewhere."""
+    n = ops.shape_of(a)[-1]
+    lu, piv, perm, l, u = _lu_parts(a)
+    singular = _expand2(ops.reduce(P.reduce_or_p, ops.compare(P.eq_p, ops_linalg.diag_part(lu), 0),
+                                   (ops.ndim_of(lu) - 2,)))
+    u_safe = ops.add(u, ops_linalg.diag_embed(ops.convert(ops.compare(
+        P.eq_p, ops_linalg.diag_part(u), 0), ops.dtype_of(u)), n, n))
+    eye = ops.broadcast_to(ops_linalg.eye(n, ops.dtype_of(a)), ops.shape_of(a))
+    by_lu = ops.mul(_expand2(_det_value(a)), _lu_solve((lu, piv, perm, l, u_safe), eye))
+    sign, uu, _, v, others, _ = _svd_side(a, singular)
+    lead = tuple(ops.shape_of(others)[:-1])
+    by_svd = ops.mul(sign, ops_linalg.bmm(ops.mul(v, ops.reshape(others, lead + (1, n))),
+                                          ops_linalg.mT(uu)))
+    return ops.select(singular, by_svd, by_lu)
+
+
+def _adjugate_jvp(primals, tangents):
+    """d adj(A)[H]. Where A is far from singular (LU pivots within a factor 1e4 of each other, so
+    the cancellation below costs at most ~eps cond^2): (tr(adj H) adj - adj H adj) / det, from adj
+    and det themselves, so that higher orders recurse through these rules (never through the LU's
+    derivative). Elsewhere, with A = U diag(s) V^T: s V X U^T, P = U^T H V,
+    X = diag(Q diag(P)) - Q o P, Q_ij = prod_{l != i, j} s_l: no division, exact at any rank."""
+    (a,), (h,) = primals, tangents
+    n = ops.shape_of(a)[-1]
+    adj, det = _adjugate()(a), _det()(a)
+    pivots = ops.unary(P.abs_p, ops_linalg.diag_part(_lu_parts(ops.stop_gradient(a))[0]))
+    last = (ops.ndim_of(pivots) - 1,)
+    spread = ops.compare(P.le_p, ops.reduce(P.reduce_min_p, pivots, last),
+                         ops.mul(ops.reduce(P.reduce_max_p, pivots, last), _const(a, 1e-4)))
+    ill = _expand2(ops.bind(P.or_p, spread, ops.compare(P.eq_p, det, 0)))
+    safe_det = ops.select(ill, ops.ones_like(_expand2(det)), _expand2(det))
+    ah = ops_linalg.bmm(adj, h)
+    tr = _expand2(ops.reduce_sum(ops_linalg.diag_part(ah), (ops.ndim_of(ah) - 2,)))
+    by_adj = ops.div(ops.sub(ops.mul(tr, adj), ops_linalg.bmm(ah, adj)), safe_det)
+    sign, u, _, v, _, q = _svd_side(a, ill)
+    p = ops_linalg.bmm(ops_linalg.mT(u), ops_linalg.bmm(h, v))
+    lead = tuple(ops.shape_of(p)[:-2])
+    qdiag = ops.reduce_sum(ops.mul(q, ops.reshape(ops_linalg.diag_part(p), lead + (1, n))),
+                           (len(lead) + 1,))
+    x = ops.sub(ops_linalg.diag_embed(qdiag, n, n), ops.mul(q, p))
+    by_svd = ops.mul(sign, ops_linalg.bmm(v, ops_linalg.bmm(x, ops_linalg.mT(u))))
+    return adj, ops.select(ill, by_svd, by_adj)
+
+
+def _det_jvp(primals, tangents):
+    """d det(A)[H] = tr(adj(A) H): defined for every matrix (the LU's derivative is not, where a
+    pivot is zero), and differentiable again through the adjugate's own rule."""
+    (a,), (h,) = primals, tangents
+    ah = ops.mul(ops_linalg.mT(_adjugate()(a)), h)
+    nd = ops.ndim_of(ah)
+    return _det()(a), ops.reduce_sum(ah, (nd - 2, nd - 1))
+
+
+@functools.cache
+def _adjugate():
+    f = custom_jvp(_adjugate_value)
+    f.defjvp(_adjugate_jvp)
+    return f
+
+
+@functools.cache
+def _det():
+    f = custom_jvp(_det_value)
+    f.defjvp(_det_jvp)
+    return f
+
+
+@numpy_function(_L.det)
+def det(a):
+    """det(a) from the LU; its derivative is tr(adj(a) da) (JAX's rule), for singular matrices too."""
+    a = _float(a)
+    _square(a, "det")
+    if 0 in ops.shape_of(a):     # no matrix, or 0x0 ones (det 1): nothing to differentiate
+        return _det_value(a)
+    return _det()(a)
 
 
 @numpy_function(_L.slogdet)
@@ -132,19 +253,49 @@ def cholesky(a, /, *, upper=False):
     return ops_linalg.cholesky(ops_linalg.from_lower(a))
 
 
+def _eigh_upper_value(s):
+    dt = ops.dtype_of(s)
+    shape = tuple(ops.shape_of(s))
+    return tuple(pure_callback(lambda m: tuple(np.linalg.eigh(m, UPLO="U")),
+                               (ShapeDtypeStruct(shape[:-1], dt), ShapeDtypeStruct(shape, dt)), s))
+
+
+def _eigh_upper_jvp(primals, tangents):
+    (s,), (t,) = primals, tangents
+    w, v = _eigh_upper()(s)
+    return (w, v), tuple(eigh_jvp((t,), s, out=(w, v)))
+
+
+@functools.cache
+def _eigh_upper():
+    """eigh reading the upper triangle, computed by NumPy itself: LAPACK's eigenvectors for
+    UPLO='U' differ in sign from those of UPLO='L' on the same symmetric matrix, and the eigh
+    primitive (and its compiled lowering) is UPLO='L'. Its derivative is the eigh primitive's."""
+    f = custom_jvp(_eigh_upper_value)
+    f.defjvp(_eigh_upper_jvp)
+    return f
+
+
 @numpy_function(_L.eigh)
 def eigh(a, UPLO="L"):
     a = _float(a)
     _square(a, "eigh")
     if UPLO not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
+    if UPLO == "U" and 0 not in ops.shape_of(a):
+        return EighResult(*_eigh_upper()(ops_linalg.from_upper(a)))
     w, v = ops_linalg.eigh(ops_linalg.from_lower(a) if UPLO == "L" else ops_linalg.from_upper(a))
     return EighResult(w, v)
 
 
 @numpy_function(_L.eigvalsh)
 def eigvalsh(a, UPLO="L"):
-    return eigh(a, UPLO).eigenvalues
+    """Eigenvalues (no eigenvectors: the eigh primitive on the triangle UPLO names)."""
+    a = _float(a)
+    _square(a, "eigvalsh")
+    if UPLO not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return ops_linalg.eigh(ops_linalg.from_lower(a) if UPLO == "L" else ops_linalg.from_upper(a))[0]
 
 
 def _matrix(a, name):
@@ -184,6 +335,11 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
         raise ValueError("`rtol` and `rcond` can't be both set.")
     if m == 0 or n == 0:
         return ops.full(tuple(ops.shape_of(a))[:-2] + (n, m), 0, dt)
+    return _pinv_with_rule(rcond)(a)
+
+
+def _pinv_value(a, rcond):
+    dt = ops.dtype_of(a)
     u, s, vh = ops_linalg.svd(a, False)
     k = ops.ndim_of(s) - 1
     cutoff = ops.mul(np.asarray(rcond, dt)[()] if np.ndim(rcond) == 0 else np.asarray(rcond, dt)[..., None],
@@ -194,6 +350,31 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=np._NoValue):
     lead = tuple(ops.shape_of(s))[:-1]
     scaled = ops.mul(ops.reshape(s_inv, lead + (ops.shape_of(s)[-1], 1)), ops_linalg.mT(u))
     return ops_linalg.bmm(ops_linalg.mT(vh), scaled)
+
+
+def _pinv_with_rule(rcond):
+    """pinv with JAX's derivative (Golub & Pereyra), from the pseudo-inverse P itself:
+    dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P, the derivative along matrices
+    of the same rank. Through the SVD's rule it would divide by s_i^2 - s_j^2, wrong (not just
+    NaN) at equal singular values, where pinv is smooth."""
+    @custom_jvp
+    def pinv_(a):
+        return _pinv_value(a, rcond)
+
+    @pinv_.defjvp
+    def pinv_jvp(primals, tangents):
+        (a,), (t,) = primals, tangents
+        p = pinv_(a)
+        m, n = ops.shape_of(a)[-2:]
+        dt = ops.dtype_of(a)
+        mm, tt, pt = ops_linalg.bmm, ops_linalg.mT(t), ops_linalg.mT(p)
+        left = ops.sub(ops_linalg.eye(m, dt), mm(a, p))       # I - A P  (m, m)
+        right = ops.sub(ops_linalg.eye(n, dt), mm(p, a))      # I - P A  (n, n)
+        dp = ops.add(ops.add(ops.neg(mm(p, mm(t, p))), mm(mm(p, pt), mm(tt, left))),
+                     mm(right, mm(tt, mm(pt, p))))
+        return p, dp
+
+    return pinv_
 
 
 @numpy_function(_L.matrix_power)
@@ -242,9 +423,17 @@ def _abs(x):
     return ops.unary(P.abs_p, x)
 
 
+def _root(total, x, axes, root):
+    """root(total); over no elements at all the norm is a constant (0, or inf for ord < 0) whose
+    derivative is 0, not root'(0) * 0 = NaN."""
+    if any(ops.shape_of(x)[a] == 0 for a in axes):
+        return ops.stop_gradient(root(total))
+    return root(total)
+
+
 def _vector_norm(x, ord, axes, keepdims):
     if ord is None or ord == 2:
-        return ops.sqrt(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims))
+        return _root(_sum(ops.mul(x, x), axis=axes, keepdims=keepdims), x, axes, ops.sqrt)
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord == np.inf:
@@ -262,23 +451,28 @@ def _vector_norm(x, ord, axes, keepdims):
     else:
         powered = ops.binary(P.pow_p, _abs(x), np.asarray(p, dt)[()])
     total = _sum(powered, axis=axes, keepdims=keepdims)
-    return ops.binary(P.pow_p, total, np.asarray(1.0 / p, dt)[()])
+    return _root(total, x, axes, lambda t: ops.binary(P.pow_p, t, np.asarray(1.0 / p, dt)[()]))
 
 
 def _matrix_norm(x, ord, row, col, keepdims):
     nd = ops.ndim_of(x)
     if ord in (None, "fro", "f"):
-        ret = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(sorted((row, col)))))
+        axes = tuple(sorted((row, col)))
+        ret = _root(ops.reduce_sum(ops.mul(x, x), axes), x, axes, ops.sqrt)
     elif ord in (2, -2, "nuc"):
         others = [i for i in range(nd) if i not in (row, col)]
-        s = ops_linalg.svd(ops.transpose(x, others + [row, col]), False)[1]
-        k = ops.ndim_of(s) - 1
-        if ord == 2:
-            ret = ops.reduce(P.reduce_max_p, s, (k,))
+        xt = ops.transpose(x, others + [row, col])
+        if min(ops.shape_of(xt)[-2:]) == 0:
+            # no singular values: 2 and nuc are 0, as NumPy (initial=0); -2 is NumPy's error
+            s = ops_linalg.svd(xt, False)[1]
+            ret = (ops.full(tuple(ops.shape_of(s))[:-1], 0, ops.dtype_of(s)) if ord != -2
+                   else ops.reduce(P.reduce_min_p, s, (ops.ndim_of(s) - 1,)))
+        elif ord == 2:
+            ret = _spectral()[0](xt)
         elif ord == -2:
-            ret = ops.reduce(P.reduce_min_p, s, (k,))
+            ret = _spectral()[1](xt)
         else:
-            ret = ops.reduce_sum(s, (k,))
+            ret = _spectral()[2](xt)
     elif ord in (1, -1):
         sums = _sum(_abs(x), axis=row)
         c = col - 1 if col > row else col
@@ -296,6 +490,90 @@ def _matrix_norm(x, ord, row, col, keepdims):
     return ret
 
 
+# ---------------------------------------------------------------- spectral norms
+# Differentiated by their own rules: through the SVD's rule, second derivatives take 1/(s_i - s_j)
+# for every pair, NaN (or garbage, at near ties) where other singular values tie, though the
+# largest and smallest singular values are smooth while simple and their sum while all are > 0.
+
+def _sv(a):
+    u, s, vh = ops_linalg.svd(a, False)
+    return u, s, ops_linalg.mT(vh)
+
+
+def _extreme_jvp(i):
+    def jvp(primals, tangents):
+        """d s_i = u_i^T H v_i (u_i, v_i the singular vectors of the simple singular value s_i):
+        differentiated again, only u_i and v_i move, with 1/(s_i^2 - s_j^2), finite."""
+        (a,), (h,) = primals, tangents
+        u, s, v = _sv(a)
+        k = ops.shape_of(s)[-1]
+        j = i % k
+        col = lambda m: ops.slice_along(m, ops.ndim_of(m) - 1, j, j + 1)     # (..., r, 1)
+        si = ops.reshape(ops.slice_along(s, ops.ndim_of(s) - 1, j, j + 1), tuple(ops.shape_of(s))[:-1])
+        t = ops.mul(ops.mul(col(u), h), ops_linalg.mT(col(v)))
+        nd = ops.ndim_of(t)
+        return si, ops.reduce_sum(t, (nd - 2, nd - 1))
+    return jvp
+
+
+def _polar_value(a):
+    u, _, v = _sv(a)
+    return ops_linalg.bmm(u, ops_linalg.mT(v))
+
+
+def _polar_jvp(primals, tangents):
+    """The polar factor P = U_k V_k^T (the derivative of the nuclear norm) of a full-rank matrix:
+    dP = U Omega V^T + (I - U U^T) H V S^-1 V^T + U S^-1 U^T H (I - V V^T), with
+    Omega = (X - X^T) / (s_i + s_j), X = U^T H V: finite at tied singular values."""
+    (a,), (h,) = primals, tangents
+    u, s, v = _sv(a)
+    m, n = ops.shape_of(a)[-2:]
+    lead = tuple(ops.shape_of(s))[:-1]
+    k = ops.shape_of(s)[-1]
+    mm, mT = ops_linalg.bmm, ops_linalg.mT
+    x = mm(mT(u), mm(h, v))
+    omega = ops.div(ops.sub(x, mT(x)), ops.add(ops.reshape(s, lead + (k, 1)), ops.reshape(s, lead + (1, k))))
+    dp = mm(u, mm(omega, mT(v)))
+    s_inv = ops.reshape(ops.div(np.ones((), ops.dtype_of(s))[()], s), lead + (1, k))
+    if m > k:
+        proj = ops.sub(ops_linalg.eye(m, ops.dtype_of(a)), mm(u, mT(u)))
+        dp = ops.add(dp, mm(proj, mm(h, mm(ops.mul(v, s_inv), mT(v)))))
+    if n > k:
+        proj = ops.sub(ops_linalg.eye(n, ops.dtype_of(a)), mm(v, mT(v)))
+        dp = ops.add(dp, mm(mm(ops.mul(u, s_inv), mT(u)), mm(h, proj)))
+    return _spectral()[3](a), dp
+
+
+def _nuclear_jvp(primals, tangents):
+    """d (sum of s) = <P, H>, P the polar factor (its own rule above)."""
+    (a,), (h,) = primals, tangents
+    p = _spectral()[3](a)
+    t = ops.mul(p, h)
+    nd = ops.ndim_of(t)
+    s = _sv(a)[1]
+    return ops.reduce_sum(s, (ops.ndim_of(s) - 1,)), ops.reduce_sum(t, (nd - 2, nd - 1))
+
+
+@functools.cache
+def _spectral():
+    """(largest singular value, smallest, their sum, polar factor) with their rules."""
+    def extreme(i):
+        def value(a):
+            s = _sv(a)[1]
+            k = ops.shape_of(s)[-1]
+            return ops.reshape(ops.slice_along(s, ops.ndim_of(s) - 1, i % k, i % k + 1),
+                               tuple(ops.shape_of(s))[:-1])
+        f = custom_jvp(value)
+        f.defjvp(_extreme_jvp(i))
+        return f
+
+    nuclear = custom_jvp(lambda a: ops.reduce_sum(_sv(a)[1], (ops.ndim_of(a) - 2,)))
+    nuclear.defjvp(_nuclear_jvp)
+    polar = custom_jvp(_polar_value)
+    polar.defjvp(_polar_jvp)
+    return extreme(0), extreme(-1), nuclear, polar
+
+
 @numpy_function(_L.norm)
 def norm(x, ord=None, axis=None, keepdims=False):
     """Vector norms (any real ord, inf, -inf, 0) and matrix norms (fro, nuc, 1, -1, 2, -2, inf, -inf)."""
@@ -303,7 +581,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     nd = ops.ndim_of(x)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
-            r = ops.sqrt(ops.reduce_sum(ops.mul(x, x), tuple(range(nd))))
+            r = _root(ops.reduce_sum(ops.mul(x, x), tuple(range(nd))), x, tuple(range(nd)), ops.sqrt)
             return ops.reshape(r, (1,) * nd) if keepdims else r
         axis = tuple(range(nd))
     elif not isinstance(axis, tuple):

@@ -136,8 +136,13 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None,
         correction=None):
     _unsupported("std", where=where, mean=mean)
-    return ops.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-                        correction=correction))
+    v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, correction=correction)
+    a = _asarray(a)
+    if int(np.prod([a.shape[i] for i in ops.normalize_axes(axis, a.ndim)], dtype=np.int64)) == 1:
+        # one element per group: the variance is identically 0 (or NaN), so is the derivative
+        # (through sqrt it would be sqrt'(0) * 0 = NaN); with more, equal values are a kink
+        v = ops.stop_gradient(v)
+    return ops.sqrt(v)
 
 
 @numpy_function(np.ptp)
@@ -228,13 +233,33 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """
     a = ops.float_operand(ops.as_operand(a))
     axes = ops.normalize_axes(axis, ops.ndim_of(a))
-    m = max_shift(a, axes)
-    e = ops.exp(ops.sub(a, m))
-    if b is not None:
-        e = ops.mul(e, ops.as_operand(b))
-        if ops.shape_of(e) != ops.shape_of(a):
+    if builtins.any(ops.shape_of(a)[i] == 0 for i in axes):
+        # a sum of nothing: -inf, and SciPy's sign of it, -1 (max has no identity to shift by)
+        shape = tuple(1 if i in axes else d for i, d in enumerate(ops.shape_of(a)))
+        if not keepdims:
+            shape = tuple(d for i, d in enumerate(ops.shape_of(a)) if i not in axes)
+        out = ops.full(shape, -np.inf, ops.dtype_of(a))
+        return (out, ops.full(shape, -1, ops.dtype_of(a))) if return_sign else out
+    if b is None:
+        m = max_shift(a, axes)
+        e = ops.exp(ops.sub(a, m))
+    else:
+        b = ops.as_operand(b)
+        if tuple(np.broadcast_shapes(ops.shape_of(a), ops.shape_of(b))) != tuple(ops.shape_of(a)):
             raise ValueError(f"logsumexp: b of shape {ops.shape_of(b)} does not broadcast to a's "
                              f"shape {ops.shape_of(a)}")
+        b = ops.broadcast_to(b, ops.shape_of(a))
+        # shifted by the max over the terms that count (b != 0, as SciPy): a zero-weight term far
+        # above the others would otherwise take the shift, underflow every other term and give -inf
+        # (where its own exp would overflow, the exponent is capped: inf * 0 is NaN; the derivative
+        # in that b, larger than any float, is then a finite underestimate)
+        zero = ops.compare(P.eq_p, b, 0)
+        dt = ops.dtype_of(a)
+        m = max_shift(ops.select(zero, ops.full(ops.shape_of(a), -np.inf, dt), a), axes)
+        d = ops.sub(a, m)
+        cap = np.asarray(np.log(np.finfo(dt).max) - 1, dt)[()]
+        d = ops.select(ops.bind(P.and_p, zero, ops.compare(P.gt_p, d, cap)), ops.full(ops.shape_of(a), cap, dt), d)
+        e = ops.mul(ops.exp(d), b)
     s = sum_keepdims(e, axes)
     sign = None
     if return_sign:

@@ -206,9 +206,13 @@ _partials(P.div_p, lambda x, y, out: ops.div(1, y), lambda x, y, out: ops.neg(op
 
 
 def _pow_dx(x, y, out):
-    # y * x**(y-1), with 0 where y == 0 (so 0**0 has derivative 0, as JAX defines it)
-    safe = ops.binary(P.pow_p, x, ops.select(ops.compare(P.eq_p, y, 0), ops.ones_like(y), ops.sub(y, 1)))
-    return ops.select(ops.compare(P.eq_p, y, 0), ops.zeros_like(safe), ops.mul(y, safe))
+    # y * x**(y-1), with 0 at 0**0 (as JAX defines it). Only there: at y == 0 with x != 0 the
+    # expression is exact (0 * x**-1), and its derivative in y (x**-1, the mixed second
+    # derivative) must survive (JAX selects 0 wherever y == 0, so that one comes out 0).
+    special = ops.bind(P.and_p, *ops.promote(ops.compare(P.eq_p, y, 0), ops.compare(P.eq_p, x, 0)))
+    safe_x = ops.select(special, ops.ones_like(x), x)
+    d = ops.mul(y, ops.binary(P.pow_p, safe_x, ops.sub(y, 1)))
+    return ops.select(special, ops.zeros_like(d), d)
 
 
 def _pow_dy(x, y, out):

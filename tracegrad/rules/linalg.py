@@ -3,7 +3,8 @@
 Semantics: docs/primitives.md. All matrices are the last two axes; leading axes are
 batch. Derivatives are the standard matrix-calculus results, written with traceable ops (so they
 differentiate again):
-  lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U.
+  lu:        P A = L U;  X = L^-1 P dA U^-1;  dL = L strictlower(X), dU = upper(X) U
+             (NaN for a matrix with a zero pivot: the factors are not differentiable there).
   tri-solve: op(A) X = B;  dX = op(A)^-1 (dB - op(dA) X);  B-bar = op(A)^-T X-bar.
   cholesky:  dL = L phi(L^-1 dA L^-T), phi = lower triangle with the diagonal halved.
   eigh:      dw = diag(V^T dA V),  dV = V (F o V^T dA V),  F_ij = 1 / (w_j - w_i).
@@ -12,7 +13,9 @@ differentiate again):
              vectors of full_matrices=True rotate minimally (see _svd_jvp).
 cholesky and eigh treat their input as symmetric (tracegrad.numpy builds it from one triangle), so
 their cotangents are symmetrised. eigh needs distinct eigenvalues and svd distinct non-zero
-singular values (elsewhere the derivative does not exist).
+singular values (elsewhere the derivative does not exist); a tangent or cotangent that does not
+excite a tied pair takes nothing from it (`_gap_mul`), so smooth functions of the factors (the
+largest singular value, with the others tied) keep finite higher derivatives.
 """
 from __future__ import annotations
 
@@ -52,8 +55,8 @@ def _lu_shape(a):
 def _lu_impl(a):
     a = np.asarray(a)
     n = a.shape[-1]
-    lu = a.reshape((-1, n, n)).copy()
-    nb = lu.shape[0]
+    nb = int(np.prod(a.shape[:-2], dtype=np.int64))
+    lu = a.reshape((nb, n, n)).copy()      # (nb explicit: -1 is ambiguous when n == 0)
     rows = np.arange(nb)
     perm = np.tile(np.arange(n, dtype=np.int64), (nb, 1))
     piv = np.zeros((nb, n), np.int64)
@@ -86,14 +89,33 @@ def _unpermute_rows(x, perm):
     return ops_indexing.put_along_axis_add(ops.zeros_like(x), idx, x, ops.ndim_of(x) - 2)
 
 
+def _safe_upper(u):
+    """(U with each zero pivot replaced by 1, per matrix: True where U has a zero pivot).
+
+    With a zero pivot, L and U are not differentiable (the next pivot is not even continuous), so
+    the derivative rules solve with the safe U and return NaN for those matrices: never a
+    LinAlgError from a derivative, never a finite wrong value. det differentiates through its
+    adjugate instead (tracegrad/numpy/linalg.py), which is defined for every matrix."""
+    n = ops.shape_of(u)[-1]
+    zero = ops.compare(P.eq_p, ops_linalg.diag_part(u), 0)
+    fix = ops_linalg.diag_embed(ops.convert(zero, ops.dtype_of(u)), n, n)
+    singular = ops.reduce(P.reduce_or_p, zero, (ops.ndim_of(zero) - 1,))
+    return ops.add(u, fix), ops.reshape(singular, tuple(ops.shape_of(singular)) + (1, 1))
+
+
+def _nan_where(singular, x):
+    return ops.select(singular, ops.full(ops.shape_of(x), np.nan, ops.dtype_of(x)), x)
+
+
 def _lu_jvp(tangents, a, *, out):
     (ta,) = tangents
     lu, _, perm = out
     l, u = _lu_factors(lu)
+    u_safe, singular = _safe_upper(u)
     y = ops_linalg.triangular_solve(l, _permute_rows(ta, perm), lower=True, unit_diagonal=True)
-    x = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
+    x = ops_linalg.mT(ops_linalg.triangular_solve(u_safe, ops_linalg.mT(y), lower=False, transpose_a=True))     # L^-1 P dA U^-1
     d_lu = ops.add(ops_linalg.bmm(l, ops_linalg.tril(x, -1)), ops_linalg.bmm(ops_linalg.triu(x), u))
-    return (d_lu, None, None)
+    return (_nan_where(singular, d_lu), None, None)
 
 
 def _lu_vjp(cts, a, *, out):
@@ -102,10 +124,11 @@ def _lu_vjp(cts, a, *, out):
         return (None,)
     lu, _, perm = out
     l, u = _lu_factors(lu)
+    u_safe, singular = _safe_upper(u)
     m = ops.add(ops_linalg.tril(ops_linalg.bmm(ops_linalg.mT(l), ops_linalg.tril(ct, -1)), -1), ops_linalg.triu(ops_linalg.bmm(ops_linalg.triu(ct), ops_linalg.mT(u))))
     w = ops_linalg.triangular_solve(l, m, lower=True, transpose_a=True, unit_diagonal=True)   # L^-T m
-    z = ops_linalg.mT(ops_linalg.triangular_solve(u, ops_linalg.mT(w), lower=False))                            # ... U^-T
-    return (_unpermute_rows(z, perm),)
+    z = ops_linalg.mT(ops_linalg.triangular_solve(u_safe, ops_linalg.mT(w), lower=False))                            # ... U^-T
+    return (_nan_where(singular, _unpermute_rows(z, perm)),)
 
 
 defimpl(P.lu_p, _lu_impl)
@@ -226,13 +249,23 @@ def _gap_inverse(row, col, n, square=False):
     return ops.select(eye, zero, ops.div(one, ops.select(eye, one, diff)))
 
 
-def _eigh_jvp(tangents, a, *, out):
+def _gap_mul(f, x):
+    """f * x for a gap inverse f (inf where eigen- or singular values are equal) and x: 0 where
+    x == 0 instead of inf * 0 = NaN (a direction that does not excite a tied pair takes nothing
+    from it), with the derivatives of f * x wherever f is finite. Where x != 0 at a tie the
+    result is inf or NaN: the derivative does not exist there."""
+    safe_f = ops.select(ops.unary(P.isfinite_p, f), f, ops.zeros_like(f))
+    return ops.select(ops.compare(P.eq_p, x, 0), ops.mul(x, safe_f), ops.mul(f, x))
+
+
+def eigh_jvp(tangents, a, *, out):
+    """(Also the rule of tracegrad.numpy.linalg's eigh(UPLO='U'), which computes (w, v) itself.)"""
     (ta,) = tangents
     w, v = out
     n = ops.shape_of(w)[-1]
     dp = ops_linalg.bmm(ops_linalg.mT(v), ops_linalg.bmm(ta, v))
     dw = ops_linalg.diag_part(dp)
-    dv = ops_linalg.bmm(v, ops.mul(_gap_inverse(w, w, n), dp))
+    dv = ops_linalg.bmm(v, _gap_mul(_gap_inverse(w, w, n), dp))
     return (dw, dv)
 
 
@@ -242,7 +275,7 @@ def _eigh_vjp(cts, a, *, out):
     n = ops.shape_of(w)[-1]
     inner = None
     if ct_v is not None:
-        inner = ops.mul(_gap_inverse(w, w, n), ops_linalg.bmm(ops_linalg.mT(v), ct_v))
+        inner = _gap_mul(_gap_inverse(w, w, n), ops_linalg.bmm(ops_linalg.mT(v), ct_v))
     if ct_w is not None:
         d = ops_linalg.diag_embed(ct_w, n, n)
         inner = d if inner is None else ops.add(inner, d)
@@ -254,7 +287,7 @@ def _eigh_vjp(cts, a, *, out):
 defimpl(P.eigh_p, lambda a: tuple(np.linalg.eigh(a)))
 defshape(P.eigh_p, _eigh_shape)
 defvjp(P.eigh_p, _eigh_vjp)
-defjvp(P.eigh_p, _eigh_jvp)
+defjvp(P.eigh_p, eigh_jvp)
 
 
 # ---------------------------------------------------------------- svd
@@ -316,8 +349,8 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
     f = _gap_inverse(s, s, k, square=True)
     s_row = ops.reshape(s, lead + (1, k))
     s_col = ops.reshape(s, lead + (k, 1))
-    du = ops_linalg.bmm(u, ops.mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
-    dv = ops_linalg.bmm(v, ops.mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
+    du = ops_linalg.bmm(u, _gap_mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
+    dv = ops_linalg.bmm(v, _gap_mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
     if m > k:
         dav = ops_linalg.bmm(ta, v)
         du = ops.add(du, ops.div(ops.sub(dav, ops_linalg.bmm(u, dp)), s_row))
@@ -328,6 +361,11 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
         du = ops.concatenate([du, ops.neg(ops_linalg.bmm(u, ops_linalg.bmm(ops_linalg.mT(du), qu)))], len(lead) + 1)
     if qv is not None:
         dv = ops.concatenate([dv, ops.neg(ops_linalg.bmm(v, ops_linalg.bmm(ops_linalg.mT(dv), qv)))], len(lead) + 1)
+    # a 1-by-1 U or V is +-1: constant, even where the formulas above divide by s = 0
+    if m == 1:
+        du = ops.zeros_like(out[0])
+    if n == 1:
+        dv = ops_linalg.mT(ops.zeros_like(out[2]))
     return (du, ds, ops_linalg.mT(dv))
 
 
@@ -355,13 +393,13 @@ def _svd_vjp(cts, a, *, out, full_matrices):
     extra = None
     if ct_u is not None:
         utc = ops_linalg.bmm(ops_linalg.mT(u), ct_u)
-        j = ops.mul(f, utc)
+        j = _gap_mul(f, utc)
         core = acc(core, ops.mul(ops.add(j, ops_linalg.mT(j)), s_row))
         if m > k:
             extra = ops_linalg.bmm(ops.div(ops.sub(ct_u, ops_linalg.bmm(u, utc)), s_row), vh)
     if ct_v is not None:
         vtc = ops_linalg.bmm(ops_linalg.mT(v), ct_v)
-        kk = ops.mul(f, vtc)
+        kk = _gap_mul(f, vtc)
         core = acc(core, ops.mul(s_col, ops.add(kk, ops_linalg.mT(kk))))
         if n > k:
             extra = acc(extra, ops_linalg.bmm(u, ops_linalg.mT(ops.div(ops.sub(ct_v, ops_linalg.bmm(v, vtc)), s_row))))

@@ -31,6 +31,7 @@ import tracegrad as _tg
 
 from .. import ops
 from ..numpy._dispatch import has_tracer
+from ..numpy.indexing import take as _take
 from ..pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 # Dormand-Prince 5(4) tableau
@@ -102,13 +103,18 @@ def _odeint_adjoint(f, opts):
             ct = pullback(a)
             return (dy, ops.neg(ct[0]), ops.neg(ct[1]), tuple(ops.neg(c) for c in ct[2:]))
 
+        def row(x, i):
+            # (x[i] would not do: the cotangent g is a NumPy array when it is a constant of an
+            # outer trace, e.g. differentiating the pullback again, and i is traced)
+            return _take(x, i, axis=0)
+
         def step_back(carry, i):
             a, t0_bar, args_bar = carry
-            yi, ti, gi = ys[i], ts[i], g[i]
+            yi, ti, gi = row(ys, i), row(ts, i), row(g, i)
             t_bar = _dot(f(yi, ti, *args), gi)
-            out = _solve(aug, (yi, a, t0_bar, args_bar), _pair(ti, ts[i - 1]), opts)
+            out = _solve(aug, (yi, a, t0_bar, args_bar), _pair(ti, row(ts, i - 1)), opts)
             _, a, t0_bar, args_bar = tree_map(lambda v: v[1], out)
-            return (ops.add(a, g[i - 1]), ops.sub(t0_bar, t_bar), args_bar), t_bar
+            return (ops.add(a, row(g, i - 1)), ops.sub(t0_bar, t_bar), args_bar), t_bar
 
         zero_t = ops.zeros_like(ts[0])
         init = (g[n - 1], zero_t, tuple(ops.zeros_like(a) for a in args))

@@ -133,8 +133,12 @@ def polygamma(n, x):
 
 @numpy_function(sc.logsumexp)
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
-    """log(sum(b * exp(a))) over `axis` (tracegrad.numpy.logsumexp)."""
-    return _red.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
+    """log(sum(b * exp(a))) over `axis` (tracegrad.numpy.logsumexp); as SciPy's, a 0-d `a` with
+    keepdims gives shape (1,)."""
+    out = _red.logsumexp(a, axis=axis, b=b, keepdims=keepdims, return_sign=return_sign)
+    if keepdims and ops.ndim_of(ops.as_operand(a)) == 0:
+        out = tuple(ops.reshape(o, (1,)) for o in out) if return_sign else ops.reshape(out, (1,))
+    return out
 
 
 @numpy_function(sc.log_softmax)

@@ -75,6 +75,11 @@ def _and(a, b):
                                for v in (a, b)))
 
 
+def _or(a, b):
+    return ops.bind(P.or_p, *(ops.broadcast_to(v, tuple(np.broadcast_shapes(ops.shape_of(a), ops.shape_of(b))))
+                              for v in (a, b)))
+
+
 def _gt(x, v):
     return ops.compare(P.gt_p, x, v)
 
@@ -176,7 +181,9 @@ def _mvn_logpdf(x, mean=None, cov=1, allow_singular=False):
         maha = ops.reshape(ops.reduce_sum(ops.integer_pow(y, 2), (0,)), ops.shape_of(diff)[:-1])
         diag = ops.reshape(ops.slice_(ops.reshape(L, (d * d,)), (0,), (d * d,), (d + 1,)), (d,))
         half_logdet = ops.reduce_sum(ops.log(diag), (0,))
-    return ops.neg(ops.add(ops.add(ops.mul(maha, _c(maha, 0.5)), half_logdet), _c(maha, d * _LOG_2PI / 2)))
+    out = ops.neg(ops.add(ops.add(ops.mul(maha, _c(maha, 0.5)), half_logdet), _c(maha, d * _LOG_2PI / 2)))
+    # SciPy squeezes every length-1 axis of the result (x of shape (1, d): a scalar)
+    return ops.reshape(out, tuple(n for n in ops.shape_of(out) if n != 1))
 
 
 _method(multivariate_normal, "pdf")(_exp_of(_mvn_logpdf))
@@ -187,40 +194,98 @@ _method(multivariate_normal, "pdf")(_exp_of(_mvn_logpdf))
 t = _Dist("t")
 
 
+# lgamma(a + 1/2) - lgamma(a) - log(a) / 2 = sum over odd n of c_n a^-n, c_n = (2^-n - 2) B_{n+1} / (n (n+1))
+_HALF_STEP_SERIES = (-1 / 8, 1 / 192, -1 / 640, 17 / 14336, -31 / 18432, 691 / 180224, -5461 / 425984,
+                     929569 / 15728640)
+_HALF_STEP_FROM = 12.5     # (the next term is below 1e-17 of the sum from here)
+
+
+def _lgamma_half_step(a):
+    """lgamma(a + 1/2) - lgamma(a) - log(a) / 2, O(1/a): from a = 12.5 its asymptotic series, exact
+    to rounding with every derivative. The lgamma difference cancels (terms ~a log a), and the t
+    density's derivative in df, O(1/df^2) from terms O(1/df), was 8e-4 off at df = 2.5e5 and
+    entirely wrong at 1e8."""
+    far = ops.compare(P.ge_p, a, _c(a, _HALF_STEP_FROM))
+    a_far = ops.select(far, a, _full_like(a, _HALF_STEP_FROM))
+    a_near = ops.select(far, _full_like(a, 1.0), a)
+    u = ops.div(_c(a, 1), a_far)
+    u2 = ops.integer_pow(u, 2)
+    series = _c(a, _HALF_STEP_SERIES[-1])
+    for c in reversed(_HALF_STEP_SERIES[:-1]):
+        series = ops.add(_c(a, c), ops.mul(u2, series))
+    direct = ops.sub(ops.sub(sp.gammaln(ops.add(a_near, _c(a, 0.5))), sp.gammaln(a_near)),
+                     ops.mul(ops.log(a_near), _c(a, 0.5)))
+    return ops.select(far, ops.mul(u, series), direct)
+
+
+def _t_log_kernel(z2, df, hp1):
+    """(df+1)/2 log1p(u), u = z^2/df. Below u = 1e-2 as z^2/2 log1p(u)/u + log1p(u)/2 with the
+    Maclaurin series of log1p(u)/u (ten terms, exact to rounding with its derivatives): its
+    derivative in df is O(1/df^2), which the plain product gets from terms O(1/df) (a relative
+    error ~eps df); above, the product (also at u = inf)."""
+    u = ops.div(z2, df)
+    small = ops.compare(P.lt_p, u, _c(u, 1e-2))
+    us = ops.select(small, u, _full_like(u, 0.0))
+    ul = ops.select(small, _full_like(u, 1.0), u)
+    series = _c(u, -1 / 11)
+    for k in range(10, 0, -1):
+        series = ops.add(_c(u, (-1) ** (k + 1) / k), ops.mul(us, series))
+    half = _c(u, 0.5)
+    near = ops.add(ops.mul(ops.mul(_where(small, z2, _full_like(u, 0.0)), half), series),
+                   ops.mul(ops.unary(P.log1p_p, us), half))
+    return ops.select(small, near, ops.mul(hp1, ops.unary(P.log1p_p, ul)))
+
+
 @_method(t, "logpdf")
 def _t_logpdf(x, df, loc=0, scale=1):
     x, df, loc, scale = _floats(x, df, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
     half = _c(z, 0.5)
     hp1 = ops.mul(ops.add(df, _c(df, 1)), half)
-    out = ops.sub(ops.sub(sp.gammaln(hp1), sp.gammaln(ops.mul(df, half))),
-                  ops.add(ops.mul(ops.log(ops.mul(df, _c(df, math.pi))), half), ops.log(scale)))
-    out = ops.sub(out, ops.mul(hp1, ops.unary(P.log1p_p, ops.div(ops.integer_pow(z, 2), df))))
+    # lgamma((df+1)/2) - lgamma(df/2) - log(df pi)/2, through the O(1/df) remainder
+    out = ops.sub(_lgamma_half_step(ops.mul(df, half)), ops.add(_c(df, 0.5 * math.log(2 * math.pi)), ops.log(scale)))
+    out = ops.sub(out, _t_log_kernel(ops.integer_pow(z, 2), df, hp1))
     return _nan_unless(_and(_gt(scale, 0), _gt(df, 0)), out)
 
 
 @_method(t, "cdf")
 def _t_cdf(x, df, loc=0, scale=1):
     """Through the incomplete beta function: for z^2 >= df, I_{df/(df+z^2)}(df/2, 1/2) / 2 (accurate
-    in the tails); nearer the centre 1/2 +- I_{z^2/(df+z^2)}(1/2, df/2) / 2 (accurate near 0). At
-    z == 0 exactly, 1/2 + z pdf(0), which has the right first and second derivatives there (the
-    incomplete beta's own derivative is inf * 0 at that point)."""
+    in the tails); nearer the centre 1/2 +- I_{z^2/(df+z^2)}(1/2, df/2) / 2 (accurate near 0). Where
+    r = z^2 (df+1) / (2 df) < 3e-4, the Taylor series 1/2 + pdf(0) (z - (df+1)/(6 df) z^3 + ...),
+    exact to rounding with its first and second derivatives (there the incomplete beta's derivative
+    is inf * 0 at z == 0 and where z^2 underflows, and its second derivative a difference of terms
+    ~1/z that cancel to ~z)."""
     x, df, loc, scale = _floats(x, df, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    is0 = ops.compare(P.eq_p, z, 0)
-    zs = ops.select(is0, ops.ones_like(z), z)
+    dfp1 = ops.add(df, _c(df, 1))
+    r = ops.div(ops.mul(ops.integer_pow(z, 2), dfp1), ops.mul(df, _c(df, 2)))
+    is0 = _or(ops.compare(P.lt_p, r, _c(r, 3e-4)), ops.compare(P.eq_p, z, 0))
+    zs = _where(is0, ops.ones_like(z), z)
     z2 = ops.integer_pow(zs, 2)
     half, one = _c(z, 0.5), _c(z, 1)
     tails = ops.compare(P.ge_p, z2, df)
     den = ops.add(df, z2)
     # two calls rather than one on selected parameters: a select on z would make df look
-    # differentiated (betainc refuses a derivative in its shape parameters)
-    far = ops.mul(ops.bind(P.betainc_p, *_broadcast(ops.mul(df, half), half, ops.div(df, den))), half)
-    near = ops.mul(ops.bind(P.betainc_p, *_broadcast(half, ops.mul(df, half), ops.div(z2, den))), half)
+    # differentiated (betainc refuses a derivative in its shape parameters). Each is evaluated at
+    # 1/2 where the other is used: the unused one's density can be inf there (df / den rounds to 1
+    # near z = 0), and reverse mode would multiply it by the zero cotangent (NaN)
+    mid = _full_like(z2, 0.5)
+    far_x, near_x = _where(tails, ops.div(df, den), mid), _where(tails, mid, ops.div(z2, den))
+    far = ops.mul(ops.bind(P.betainc_p, *_broadcast(ops.mul(df, half), half, far_x)), half)
+    near = ops.mul(ops.bind(P.betainc_p, *_broadcast(half, ops.mul(df, half), near_x)), half)
     neg = ops.compare(P.lt_p, zs, 0)
     lower = ops.select(tails, far, ops.sub(half, near))          # cdf for z < 0
     tail = _where(neg, lower, ops.sub(one, lower))
-    at0 = ops.add(half, ops.mul(z, ops.exp(_t_logpdf(_c(z, 0.0), df))))
+    # pdf(z) / pdf(0) = (1 + z^2/df)^-m = sum_k a_k (z^2/df)^k, m = (df + 1)/2, integrated termwise
+    # (terms fall by r: five are exact to rounding, for the second derivative too, where r < 3e-4)
+    u = _where(is0, ops.div(ops.integer_pow(z, 2), df), _full_like(z, 0.0))
+    m = ops.mul(dfp1, half)
+    coef, series = one, one
+    for k in range(1, 5):
+        coef = ops.mul(coef, ops.div(ops.neg(ops.add(m, _c(m, k - 1))), _c(m, k)))
+        series = ops.add(series, ops.mul(ops.div(coef, _c(m, 2 * k + 1)), ops.integer_pow(u, k)))
+    at0 = ops.add(half, ops.mul(ops.mul(z, series), ops.exp(_t_logpdf(_c(z, 0.0), df))))
     out = _where(is0, at0, tail)
     return _nan_unless(_and(_gt(scale, 0), _gt(df, 0)), out)
 
@@ -237,9 +302,12 @@ beta = _Dist("beta")
 def _beta_logpdf(x, a, b, loc=0, scale=1):
     x, a, b, loc, scale = _floats(x, a, b, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    # (NaN is neither inside nor outside: it reaches the formula, as in SciPy)
-    outside = ops.bind(P.or_p, ops.compare(P.lt_p, z, 0), ops.compare(P.gt_p, z, 1))
-    zs = ops.select(outside, _full_like(z, 0.5), z)
+    # (NaN is neither inside nor outside: it reaches the formula, as in SciPy.) An edge where the
+    # density is 0 (z == 0 with a > 1, z == 1 with b > 1) counts as outside: log 0 there, with
+    # derivative 0 (the outer one-sided one), not (a - 1) / 0 times a zero density (NaN)
+    outside = _or(_or(ops.compare(P.lt_p, z, 0), ops.compare(P.gt_p, z, 1)),
+                  _or(_and(ops.compare(P.eq_p, z, 0), _gt(a, 1)), _and(ops.compare(P.eq_p, z, 1), _gt(b, 1))))
+    zs = _where(outside, _full_like(z, 0.5), z)
     one = _c(z, 1)
     out = ops.add(sp.xlogy(ops.sub(a, one), zs), sp.xlog1py(ops.sub(b, one), ops.neg(zs)))
     out = ops.sub(out, ops.add(sp.betaln(a, b), ops.log(scale)))
@@ -251,8 +319,13 @@ def _beta_logpdf(x, a, b, loc=0, scale=1):
 def _beta_cdf(x, a, b, loc=0, scale=1):
     x, a, b, loc, scale = _floats(x, a, b, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    zc = ops.minimum(ops.maximum(z, _c(z, 0)), _c(z, 1))
-    out = ops.bind(P.betainc_p, *_broadcast(a, b, zc))
+    # outside the support, edges included, the cdf is the constant 0 or 1 (its derivatives 0: the
+    # outer one-sided ones at an edge): betainc is evaluated at a point inside instead, not at the
+    # edge, whose density z^(a-1) is inf for a < 1 and whose second derivative is 0 * inf there
+    below, above = ops.compare(P.le_p, z, 0), ops.compare(P.ge_p, z, 1)
+    zs = ops.select(ops.bind(P.or_p, below, above), _full_like(z, 0.5), z)
+    out = ops.bind(P.betainc_p, *_broadcast(a, b, zs))
+    out = _where(below, _full_like(out, 0.0), _where(above, _full_like(out, 1.0), out))
     return _nan_unless(_and(_and(_gt(a, 0), _gt(b, 0)), _gt(scale, 0)), out)
 
 
@@ -273,8 +346,9 @@ gamma = _Dist("gamma")
 def _gamma_logpdf(x, a, loc=0, scale=1):
     x, a, loc, scale = _floats(x, a, loc, scale)
     z = ops.div(ops.sub(x, loc), scale)
-    outside = ops.compare(P.lt_p, z, 0)
-    zs = ops.select(outside, ops.ones_like(z), z)
+    # z == 0 with a > 1 (density 0) counts as outside, as in beta.logpdf
+    outside = _or(ops.compare(P.lt_p, z, 0), _and(ops.compare(P.eq_p, z, 0), _gt(a, 1)))
+    zs = _where(outside, ops.ones_like(z), z)
     out = ops.sub(ops.sub(sp.xlogy(ops.sub(a, _c(a, 1)), zs), zs),
                   ops.add(sp.gammaln(a), ops.log(scale)))
     out = _where(outside, _full_like(out, -np.inf), out)
@@ -284,8 +358,13 @@ def _gamma_logpdf(x, a, loc=0, scale=1):
 @_method(gamma, "cdf")
 def _gamma_cdf(x, a, loc=0, scale=1):
     x, a, loc, scale = _floats(x, a, loc, scale)
-    z = ops.maximum(ops.div(ops.sub(x, loc), scale), _c(x, 0))
-    out = ops.bind(P.gammainc_p, *_broadcast(a, z))
+    z = ops.div(ops.sub(x, loc), scale)
+    # below the support, 0 included, the cdf is the constant 0 (derivatives 0: the left one-sided
+    # ones at 0): gammainc is evaluated at a point inside instead, not at 0, whose density z^(a-1)
+    # is inf for a < 1 and whose second derivative is 0 * inf there
+    below = ops.compare(P.le_p, z, 0)
+    out = ops.bind(P.gammainc_p, *_broadcast(a, ops.select(below, ops.ones_like(z), z)))
+    out = _where(below, _full_like(out, 0.0), out)
     return _nan_unless(_and(_gt(a, 0), _gt(scale, 0)), out)
 
 
@@ -338,7 +417,9 @@ def _bernoulli_logpmf(k, p, loc=0):
     k = ops.sub(k, loc)
     ok = ops.bind(P.or_p, *_broadcast(ops.compare(P.eq_p, k, 0), ops.compare(P.eq_p, k, 1)))
     ks = ops.select(ok, k, ops.zeros_like(k))
-    out = ops.add(sp.xlogy(ks, p), sp.xlog1py(ops.sub(_c(ks, 1), ks), ops.neg(p)))
+    # (outside the support p is replaced too: log(1 - p) at p == 1 would meet a zero cotangent)
+    ps = _where(ok, p, _full_like(p, 0.5))
+    out = ops.add(sp.xlogy(ks, ps), sp.xlog1py(ops.sub(_c(ks, 1), ks), ops.neg(ps)))
     out = _where(ok, out, _where(ops.unary(P.isnan_p, k), k, _full_like(out, -np.inf)))
     return _nan_unless(_and(ops.compare(P.ge_p, p, 0), ops.compare(P.le_p, p, 1)), out)
 
@@ -379,7 +460,8 @@ def _dirichlet_logpdf(x, alpha):
     a = ops.reshape(alpha, (k,) + (1,) * (ops.ndim_of(x) - 1))
     terms = ops.reduce_sum(sp.xlogy(ops.sub(a, _c(a, 1)), x), (0,))
     log_b = ops.sub(ops.reduce_sum(sp.gammaln(alpha), (0,)), sp.gammaln(ops.reduce_sum(alpha, (0,))))
-    return ops.sub(terms, log_b)
+    out = ops.sub(terms, log_b)
+    return ops.reshape(out, tuple(n for n in ops.shape_of(out) if n != 1))   # (squeezed, as SciPy)
 
 
 _method(dirichlet, "pdf")(_exp_of(_dirichlet_logpdf))
