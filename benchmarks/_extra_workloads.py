@@ -12,13 +12,14 @@ import numpy as np
 from _common import NotAvailable, Variants
 
 EAGER = ("eager_small_mlp", "eager_pendulum", "eager_many_ops")
-TRANSFORMS = ("inline_grad", "odeint")
+TRANSFORMS = ("inline_grad", "odeint", "tracing")
 VMAP = ("per_example_grads", "jacrev_tanh")
 WORKLOADS = EAGER + TRANSFORMS + VMAP
 
 MANY_ITERS = 100                    # eager_many_ops: 100 x (mul, add, tanh) = 300 ops on 10 elements
 ODE_D, ODE_H, ODE_STEPS, ODE_DT = 8, 32, 100, 0.05    # odeint: state, hidden units, RK4 steps, step
 JAC_N = 100                         # jacrev_tanh: a 100 -> 100 tanh layer
+TRACE_STEPS = 166                   # tracing: 166 x (mul, add, tanh) + sum = 499 forward operations
 
 
 def _run():
@@ -58,6 +59,14 @@ def many_ops(x, xp):
 
 def h(x, xp):
     return xp.sum(xp.sin(x) * x)
+
+
+def traced_chain(x, c, xp):
+    """The tracing workload's function: 499 operations (many_ops, longer, with a coefficient `c`)."""
+    y = x
+    for _ in range(TRACE_STEPS):
+        y = xp.tanh(y * c + x)
+    return xp.sum(y)
 
 
 def ode_f(y, params, xp):
@@ -111,7 +120,7 @@ def make_data(workload):
         return run.make_data("small_mlp")
     if workload == "eager_pendulum":
         return run.make_data("pendulum")
-    if workload in ("eager_many_ops", "inline_grad"):
+    if workload in ("eager_many_ops", "inline_grad", "tracing"):
         return run.make_data("dispatch")           # 10 float64 values, seed 0
     if workload == "odeint":
         rng = np.random.default_rng(0)
@@ -194,6 +203,13 @@ def reference(workload):
         return [dy]
     if workload == "inline_grad":
         return [np.cos(d) * d + np.sin(d)]
+    if workload == "tracing":
+        x = d
+        y, dy = x, np.ones_like(x)
+        for _ in range(TRACE_STEPS):
+            y = np.tanh(y * 0.9 + x)
+            dy = (1 - y * y) * (0.9 * dy + 1)
+        return [dy]
     if workload == "odeint":
         return ode_reference(*d)[1]
     if workload == "per_example_grads":
@@ -309,6 +325,17 @@ def tracegrad_impl(workload):
                 tg, lambda: ode_grad_by_vjp(tg.vjp, rk4, y0, params, target)),
             "tg.jit(tg.grad) of a tg.fori_loop solve": jitted,
         })
+    if workload == "tracing":
+        x = d
+        calls = iter(range(1 << 62))
+
+        def first_call():
+            # A new coefficient per call (closed-over Python scalars key traces by value): every call
+            # traces the gradient of `traced_chain` anew and runs it once on the interpreter tier.
+            c = 0.9 + next(calls) * 1e-12
+            return tg.jit(tg.grad(lambda x: traced_chain(x, c, np)), compile="never")(x)
+        return Variants({"first call of tg.jit(tg.grad(f), compile='never'), a new trace each call":
+                         lambda: first_call})
     if workload == "per_example_grads":
         P, X, Y = d
 
@@ -362,6 +389,8 @@ def autograd_impl(workload):
         def h_ag(x):
             return h(x, anp)
         return lambda: autograd.grad(h_ag)(d)
+    if workload == "tracing":       # autograd records the operations at every call
+        return lambda: autograd.grad(lambda x: traced_chain(x, 0.9, anp))(d)
     if workload == "odeint":
         params, y0, target = d
         step_vjp = autograd.make_vjp(lambda y, p: rk4_step(y, p, anp), argnum=(0, 1))
@@ -388,6 +417,17 @@ def jax_impl(workload):
         def h_jax(x):
             return h(x, jnp)
         return lambda: ready(jax.grad(h_jax)(x))           # un-jitted, as users write it inline
+    if workload == "tracing":       # tracing only: make_jaxpr of the gradient, a new function each call
+        x = jnp.asarray(d)
+        checked = []
+
+        def call():
+            jaxpr = jax.make_jaxpr(jax.grad(lambda x: traced_chain(x, 0.9, jnp)))(x)
+            if not checked:          # (the first, untimed call also returns the value to check)
+                checked.append(True)
+                return ready(jax.grad(lambda x: traced_chain(x, 0.9, jnp))(x))
+            return jaxpr
+        return call
     if workload == "odeint":
         params, y0, target = jax.tree_util.tree_map(jnp.asarray, d)
         step = lambda y, p: rk4_step(y, p, jnp)           # noqa: E731

@@ -38,7 +38,7 @@ for _p in (ROOT, HERE):          # this checkout's tracegrad, and the benchmark 
         sys.path.insert(0, _p)
 
 import run  # noqa: E402  (benchmarks/run.py: the workloads, their references and the result check)
-from _common import NotAvailable  # noqa: E402
+from _common import NotAvailable, write_json  # noqa: E402
 
 MARK = "TG_FIRST_CALL "
 HMM_T, HMM_K, HMM_V = 500, 4, 6     # observed symbols, hidden states, alphabet size
@@ -601,11 +601,7 @@ def main(argv=None):
            "functions": {n: SPECS[n].what for n in names},
            "results": [dict(rec, what=SPECS[name].what) for name, recs in results for rec in recs.values()],
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    os.makedirs(os.path.dirname(os.path.abspath(opts.json)), exist_ok=True)
-    with open(opts.json, "w") as f:
-        json.dump(doc, f, indent=2, default=float)
-        f.write("\n")
-    print(f"\nwrote {opts.json}")
+    write_json(opts.json, doc)
     return 0
 
 

@@ -10,7 +10,7 @@
 Workloads (see the README beside this file), in four sections:
   compiled:    small_mlp, mnist_mlp, chain, pendulum, pendulum_while, dispatch, compile
   eager:       eager_small_mlp, eager_pendulum, eager_many_ops        (`with tg.eager():`)
-  transforms:  inline_grad, odeint                   (transforms called per call / per step)
+  transforms:  inline_grad, odeint, tracing          (transforms called per call / per step; tracing cost)
   vmap:        per_example_grads, jacrev_tanh
 Peers: a hand-written Numba version (always, Numba is a dependency of tracegrad), JAX, PyTorch eager
 and HIPS autograd when they are installed (`pip install -e .[bench]`).
@@ -43,7 +43,7 @@ if __name__ == "__main__":       # the helper modules `import run`: let them fin
 
 import _extra_workloads as extra  # noqa: E402
 from _busy import Spinners  # noqa: E402
-from _common import NotAvailable, Variants  # noqa: E402
+from _common import NotAvailable, Variants, write_json  # noqa: E402
 
 COMPILED = ("small_mlp", "mnist_mlp", "chain", "pendulum", "pendulum_while", "dispatch", "compile")
 WORKLOADS = COMPILED + extra.WORKLOADS
@@ -850,11 +850,7 @@ def main(argv=None):
                         "compile_mode": os.environ["TRACEGRAD_COMPILE"]},
            "busy": spinners.info(),
            "results": [r for _, recs in results for r in recs]}
-    os.makedirs(os.path.dirname(os.path.abspath(opts.json)), exist_ok=True)
-    with open(opts.json, "w") as f:
-        json.dump(doc, f, indent=2, default=float)
-        f.write("\n")
-    print(f"\nwrote {opts.json}")
+    write_json(opts.json, doc)
     return 0
 
 

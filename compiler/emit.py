@@ -448,7 +448,7 @@ class Emitter:
         allocs, out_args, outs = [], [], []
         for k, a in enumerate(ir.outputs):
             name = f"out{k}"
-            allocs.append(f"{name} = empty({a.aval.shape!r}, {np_type(a.aval.dtype)})")
+            allocs.append(f"{name} = empty({a.aval.shape!r}, T{k})")   # (T{k} bound once per runner)
             out_args.append(f"{name}.reshape(-1)" if a.aval.ndim > 1 else name)
             outs.append(name)
         works = [(workspace_name(dt), n, dt) for dt, n in self._workspaces()]
@@ -466,6 +466,7 @@ class Emitter:
         lines = ["", "", "def make_runner(kernel, consts, coerce, anomaly, key=0):",
                  '    """The Python side: allocates the outputs and calls the kernel once."""',
                  "    empty = np.empty"]
+        lines += [f"    T{k} = {np_type(a.aval.dtype)}" for k, a in enumerate(ir.outputs)]
         if consts:
             lines.append(f"    {tup(consts)} = consts")
         if self.table:

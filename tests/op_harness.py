@@ -50,7 +50,8 @@ def builtin_base(exc_type):
 
 def run_traced(fn, arrays, mode, consts=()):
     """`fn(*arrays)` under `tg.jit` (interpreter backend) or eager mode; the arrays whose index is
-    in `consts` are closed over (NumPy constants in the trace), the others are traced arguments."""
+    in `consts` are closed over as NumPy constants (`freeze_closure`: closed-over arrays are
+    otherwise traced inputs), the others are traced arguments."""
     dyn_idx = [i for i in range(len(arrays)) if i not in consts]
 
     def f(*dyn):
@@ -59,7 +60,7 @@ def run_traced(fn, arrays, mode, consts=()):
             full[i] = d
         return fn(*full)
 
-    staged = tg.jit(f)
+    staged = tg.jit(f, freeze_closure=True)
     dyn = [arrays[i] for i in dyn_idx]
     if mode == "eager":
         with tg.eager():

@@ -18,7 +18,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-NEW_WORKLOADS = "eager_small_mlp,eager_pendulum,eager_many_ops,inline_grad,odeint,per_example_grads,jacrev_tanh"
+NEW_WORKLOADS = "eager_small_mlp,eager_pendulum,eager_many_ops,inline_grad,odeint,tracing,per_example_grads,jacrev_tanh"
 
 
 def run_bench(tmp_path, *args, compile="sync", quick=True, peers=False):
@@ -78,9 +78,6 @@ def test_new_workloads_match_their_references(tmp_path):
     assert ("inline_grad", "tg.grad(h)(x) inline") in variants
     assert ("odeint", "tg.vjp per step") in variants
     for rec in recs:
-        if rec["status"].startswith("n/a"):      # tg.vmap until it lands
-            assert rec["workload"] == "per_example_grads" and "vmap" in rec["variant"], rec
-            continue
         assert rec["status"] == "ok" and rec["check"] == "ok", rec
     for heading in ("## eager mode", "## transforms", "## vmap"):
         assert heading in stdout

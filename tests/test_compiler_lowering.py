@@ -290,6 +290,14 @@ def test_gather_scatter(dt):
     for mode in ("add", "mul", "set"):
         cases.append(Case(X["scatter"], [x, dup, data((3, 5), dt, "pos")], axes=(0,), mode=mode))
     cases.append(Case(X["scatter"], [x, i01, data((3,), dt)], axes=(0, 1), mode="add"))
+    if dt == np.float64:   # slice_start (integer bounds only): scalars and batches, any step
+        where = dict(size=6, axis=1, src="f.py:1")
+        s0 = np.array([0, 2, -4, -6], np.int64)
+        cases += [Case(X["slice_start"], [np.int64(1), np.int64(4)], length=3, step=1, **where),
+                  Case(X["slice_start"], [s0, s0 + 3], length=3, step=1, **where),
+                  Case(X["slice_start"], [s0.astype(np.int32), s0.astype(np.int32) + 3], length=2, step=2,
+                       **where),
+                  Case(X["slice_start"], [("const", s0 + 3), s0], length=3, step=-1, **where)]
     run_cases(cases)
 
 
@@ -340,6 +348,11 @@ def test_runtime_errors_match_eager():
     x = np.arange(12.0).reshape(3, 4)
     c, e = _both_raise(lambda x, i: bind(X["gather"], x, i, axes=(0,)), (x, np.array([[5]])), IndexError)
     assert c == e == "index 5 is out of bounds for axis 0 with size 3"
+    c, e = _both_raise(lambda s: bind(X["slice_start"], s, s + 2, size=4, length=2, step=1, axis=0,
+                                      src="f.py:1"), (np.array([0, 3, 1]),), IndexError)
+    assert c == e == ("slice 3:5 of axis 0 with size 4 selects 1 elements, but this slice with traced "
+                      "bounds has the static length 2: its bounds must lie within the axis, both "
+                      "counted from the start or both from the end\n  at f.py:1")
     a = np.triu(np.ones((2, 2)))
     a[1, 1] = 0.0
     c, e = _both_raise(lambda a, b: bind(X["triangular_solve"], a, b, lower=False, transpose_a=False,

@@ -60,11 +60,13 @@ def kernel(A, B, H, I, Wf64):
 def make_runner(kernel, consts, coerce, anomaly, key=0):
     """The Python side: allocates the outputs and calls the kernel once."""
     empty = np.empty
+    T0 = np.float32
+    T1 = np.float32
     Wf64 = empty(3, np.float64)
 
     def run(a, b):
-        out0 = empty((3,), np.float32)
-        out1 = empty((), np.float32)
+        out0 = empty((3,), T0)
+        out1 = empty((), T1)
         try:
             kernel(a.reshape(-1), b, out0, out1, Wf64)
         except (TypeError, AttributeError):   # not exactly the compiled types

@@ -598,7 +598,7 @@ def test_inline_calls_handles_nesting_and_keeps_semantics():
     verify(flat)
     names = {e.prim.name for e in flat.eqns}
     assert not names & {"custom_vjp_call", "custom_jvp_call"}
-    from tracegrad.trace import eval_ir
+    from tracegrad.childtrace import eval_ir
     np.testing.assert_allclose(eval_ir(flat, X)[0], g(X), rtol=1e-15)
     with tg.eager():
         np.testing.assert_allclose(g(X), eval_ir(flat, X)[0], rtol=1e-15)

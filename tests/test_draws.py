@@ -1,6 +1,7 @@
 """Random draws inside traced functions are made at run time: a compiled function draws fresh
 samples on every call, from the same NumPy generators, in the same order and with the same values
 as plain NumPy and eager mode (tracegrad/draws.py, draws_params.py)."""
+import contextlib
 import warnings
 
 import numpy as np
@@ -165,6 +166,27 @@ def test_stochastic_gradient_matches_eager_on_every_call():
 @pytest.mark.compiled
 def test_stochastic_gradient_native_matches_eager():
     np.testing.assert_allclose(gradients("sync"), gradients("eager"), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["eager", "never", pytest.param("sync", marks=pytest.mark.compiled)])
+def test_vjp_pullback_uses_the_forward_passs_draws(mode):
+    """The pullback of a top-level tg.vjp differentiates the samples its forward pass drew: it never
+    draws again (a fresh sample would give the gradient of a different function)."""
+    rng = np.random.default_rng(3)
+
+    def f(x):
+        eps = rng.standard_normal(3)
+        return np.sum(np.sin(x + eps) ** 2), eps
+    x = np.array([0.1, 0.2, 0.3])
+    ctx = tg.eager() if mode == "eager" else contextlib.nullcontext()
+    with ctx:       # (the top-level vjp compiles per TRACEGRAD_COMPILE: "sync" under the marker)
+        for _ in range(3):
+            (out, eps), pullback = tg.vjp(f, x)
+            g = pullback((1.0, np.zeros(3)))[0]
+            g_again = pullback((1.0, np.zeros(3)))[0]
+            np.testing.assert_allclose(out, np.sum(np.sin(x + eps) ** 2), rtol=1e-14)
+            np.testing.assert_allclose(g, np.sin(2 * (x + eps)), rtol=1e-13)
+            np.testing.assert_array_equal(g, g_again)
 
 
 def test_stochastic_gradient_against_finite_differences():

@@ -187,6 +187,8 @@ def _indexing():
         Case("linrec_scalar_a", prim_fn(X["linear_recurrence"], axis=1, reverse=False),
              [u(()), u((2, 3))]),
         Case("sort", prim_fn(X["sort"], axis=1), [distinct((3, 4))]),
+        # slices with traced bounds of static length (slice_start, then a gather)
+        Case("slice_traced", lambda x, s: (x[s:s + 2], x[:, s + 4:s:-2]), [u((5, 6)), ints((), 0, 2)]),
     ]
 
 

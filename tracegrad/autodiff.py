@@ -8,11 +8,15 @@ broadcast output shape.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 from .errors import MissingRuleError
 from .ir import Lit, Var
 from .primitives import jvp_rules, vjp_rules
-from .trace import source_scope
+from .trace import Tracer, _source
+
+_ND = np.ndarray
 
 
 def _operand(env, a):
@@ -20,11 +24,18 @@ def _operand(env, a):
 
 
 def _accumulate(ct_env: dict, var: Var, ct):
-    if isinstance(var, Lit) or not var.aval.is_float or ct is None:
+    if ct is None or isinstance(var, Lit):
         return
-    ct = ops.sum_to_shape(ct, var.aval.shape)
-    if ops.dtype_of(ct) != var.aval.dtype:
-        ct = ops.convert(ct, var.aval.dtype)
+    aval = var.aval
+    if aval.dtype.kind != "f":
+        return
+    if not (isinstance(ct, Tracer) and ct.node.aval is aval) and \
+            not ((type(ct) is _ND or isinstance(ct, np.generic)) and ct.shape == aval.shape
+                 and ct.dtype is aval.dtype):
+        # (the usual cases, a tracer or an array of the variable's aval, need nothing)
+        ct = ops.sum_to_shape(ct, aval.shape)
+        if ops.dtype_of(ct) != aval.dtype:
+            ct = ops.convert(ct, aval.dtype)
     prev = ct_env.get(var)
     ct_env[var] = ct if prev is None else ops.add(prev, ct)
 
@@ -33,8 +44,10 @@ def _active_vars(eqns, wanted) -> set:
     """Vars that depend on a `wanted` var: only their cotangents can reach one."""
     active = {v for v in wanted if isinstance(v, Var)}
     for e in eqns:
-        if any(isinstance(a, Var) and a in active for a in e.inputs):
-            active.update(e.outs)
+        for a in e.inputs:
+            if a in active:          # (Lits are never in it)
+                active.update(e.outs)
+                break
     return active
 
 
@@ -43,34 +56,49 @@ def backward_pass(eqns, env: dict, out_cts: dict, wanted) -> list:
 
     Equations none of whose inputs depend on `wanted` are skipped: their cotangents could never be
     used, and skipping them means an op with no derivative (pure_callback) applied to constants is
-    not asked for one. Primitives with `vjp_needs_active` get `active=` (one bool per input).
+    not asked for one. Primitives with `vjp_needs_active` get `active=` (one bool per input), and
+    so do rules marked `accepts_active` when some input needs no cotangent (it is not computed).
     """
     active = _active_vars(eqns, wanted)
     ct_env: dict = {}
     for var, ct in out_cts.items():
         _accumulate(ct_env, var, ct)
+    pop = ct_env.pop
     for e in reversed(eqns):
-        cts = [ct_env.pop(v, None) for v in e.outs]
-        if all(c is None for c in cts) or not e.prim.differentiable:
+        prim = e.prim
+        if prim.multiple_results:
+            cts = [pop(v, None) for v in e.outs]
+            if all(c is None for c in cts):
+                continue
+        else:
+            ct = pop(e.outs[0], None)
+            if ct is None:
+                continue
+        if not prim.differentiable:
             continue
-        mask = tuple(isinstance(a, Var) and a in active for a in e.inputs)
-        if not any(mask):
+        mask = tuple([type(a) is Var and a in active for a in e.inputs])
+        if True not in mask:
             continue
-        rule = vjp_rules.get(e.prim)
+        rule = vjp_rules.get(prim)
         if rule is None:
-            raise MissingRuleError(f"primitive '{e.prim.name}' (used at {e.src}) has no VJP rule; "
+            raise MissingRuleError(f"primitive '{prim.name}' (used at {e.src}) has no VJP rule; "
                                    f"add one in tracegrad/rules/")
-        ins = [_operand(env, a) for a in e.inputs]
-        if e.prim.multiple_results:
+        ins = [a.value if type(a) is Lit else env[a] for a in e.inputs]
+        if prim.multiple_results:
             ct_arg, out = cts, tuple(env[v] for v in e.outs)
         else:
-            ct_arg, out = cts[0], env[e.outs[0]]
-        with source_scope(e.src, e.src):
-            extra = {"active": mask} if e.prim.vjp_needs_active else {}
-            in_cts = rule(ct_arg, *ins, out=out, **e.params, **extra)
+            ct_arg, out = ct, env[e.outs[0]]
+        token = _source.set((e.src, e.src))       # (source_scope, without a generator per equation)
+        try:
+            if prim.vjp_needs_active or (False in mask and getattr(rule, "accepts_active", False)):
+                in_cts = rule(ct_arg, *ins, out=out, active=mask, **e.params)
+            else:
+                in_cts = rule(ct_arg, *ins, out=out, **e.params)
             for a, c in zip(e.inputs, in_cts):
-                if isinstance(a, Var):
+                if c is not None and type(a) is Var:
                     _accumulate(ct_env, a, c)
+        finally:
+            _source.reset(token)
     return [ct_env.get(v) for v in wanted]
 
 
@@ -87,7 +115,8 @@ def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
                                    f"add one in tracegrad/rules/")
         ins = [_operand(env, a) for a in e.inputs]
         out = tuple(env[v] for v in e.outs) if e.prim.multiple_results else env[e.outs[0]]
-        with source_scope(e.src, e.src):
+        token = _source.set((e.src, e.src))
+        try:
             t_out = rule(ts, *ins, out=out, **e.params)
             t_outs = t_out if e.prim.multiple_results else (t_out,)
             for v, t in zip(e.outs, t_outs):
@@ -98,4 +127,6 @@ def jvp_pass(eqns, env: dict, tangents: dict) -> dict:
                 if ops.dtype_of(t) != v.aval.dtype:
                     t = ops.convert(t, v.aval.dtype)
                 tan[v] = t
+        finally:
+            _source.reset(token)
     return tan

@@ -20,7 +20,8 @@ from .bodies import trace_closed
 from .errors import MissingRuleError
 from .ir import Aval, Lit, Var
 from .primitives import batch_rules
-from .trace import PY_SCALARS, Tracer, aval_of, bind_at, read, source_scope, trace_child
+from .childtrace import read, trace_child
+from .trace import PY_SCALARS, Tracer, aval_of, bind_at, source_scope
 
 
 def defbatch(prim, fn):

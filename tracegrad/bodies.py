@@ -6,7 +6,8 @@ import numpy as np
 
 from .errors import TracerError
 from .ir import IR, Var
-from .trace import Tracer, aval_of, eval_ir, trace_child
+from .childtrace import eval_ir, trace_child
+from .trace import Tracer, aval_of
 
 INDEX = np.dtype(np.int64)   # loop counters and trip counts
 

@@ -8,38 +8,79 @@ from contextvars import ContextVar
 
 
 # os.environ.get costs ~0.7 us (it encodes the key each time); these flags are read on every call
-# of a compiled function, so read the environment's underlying mapping with pre-encoded keys.
+# of a compiled function, so read the environment's underlying mapping with pre-encoded keys, and
+# parse each raw value once.
 _RAW_ENV = getattr(os.environ, "_data", None)
 _ENCODE = getattr(os.environ, "encodekey", None)
 _OFF = {"", "0", "false", "no"}
+_PARSED: dict = {}     # raw value -> bool
 
 
-def _env_flag(name: str) -> bool:
+def _parse(raw) -> bool:
+    value = raw.decode() if isinstance(raw, bytes) else raw
+    on = _PARSED[raw] = value.strip().lower() not in _OFF
+    return on
+
+
+def _raw_reader(name: str):
+    """A function returning the raw value of environment variable `name` (None when unset)."""
     if _RAW_ENV is not None and _ENCODE is not None:
-        raw = _RAW_ENV.get(_ENCODE(name) if name not in _KEYS else _KEYS[name])
-        if raw is None:
-            return False
-        value = raw.decode() if isinstance(raw, bytes) else raw
-    else:
-        value = os.environ.get(name, "")
-    return value.strip().lower() not in _OFF
+        return functools.partial(_RAW_ENV.get, _ENCODE(name))
+    return functools.partial(os.environ.get, name)
 
 
-_KEYS = {n: _ENCODE(n) for n in ("TRACEGRAD_EAGER", "TRACEGRAD_DEBUG_NANS")} if _ENCODE else {}
+if _RAW_ENV is not None and _ENCODE is not None:
+    _get_raw = _RAW_ENV.get
+    _K_EAGER, _K_NANS, _K_COMPILE = (_ENCODE(n) for n in
+                                     ("TRACEGRAD_EAGER", "TRACEGRAD_DEBUG_NANS", "TRACEGRAD_COMPILE"))
+else:
+    _get_raw = os.environ.get
+    _K_EAGER, _K_NANS, _K_COMPILE = "TRACEGRAD_EAGER", "TRACEGRAD_DEBUG_NANS", "TRACEGRAD_COMPILE"
+
+
+_raw_eager = _raw_reader("TRACEGRAD_EAGER")
+_raw_nans = _raw_reader("TRACEGRAD_DEBUG_NANS")
+compile_env = _raw_reader("TRACEGRAD_COMPILE")
+compile_env.__doc__ = "The raw value of TRACEGRAD_COMPILE (None when unset): part of trace-cache keys."
+
+
+def _env_flag(raw) -> bool:
+    if raw is None:
+        return False
+    on = _PARSED.get(raw)
+    return _parse(raw) if on is None else on
 
 
 _eager: ContextVar[bool | None] = ContextVar("tracegrad_eager", default=None)
 _anomaly: ContextVar[bool | None] = ContextVar("tracegrad_anomaly", default=None)
+_eager_get, _anomaly_get = _eager.get, _anomaly.get
 
 
 def eager_enabled() -> bool:
     v = _eager.get()
-    return _env_flag("TRACEGRAD_EAGER") if v is None else v
+    return _env_flag(_raw_eager()) if v is None else v
 
 
 def anomaly_enabled() -> bool:
     v = _anomaly.get()
-    return _env_flag("TRACEGRAD_DEBUG_NANS") if v is None else v
+    return _env_flag(_raw_nans()) if v is None else v
+
+
+def call_mode():
+    """None in eager mode; else (anomaly detection on?, raw TRACEGRAD_COMPILE): what a staged call's
+    cache key needs from the switches (one call on the dispatch path instead of three)."""
+    v = _eager_get()
+    if v is None:
+        raw = _get_raw(_K_EAGER)
+        if raw is not None and _env_flag(raw):
+            return None
+    elif v:
+        return None
+    a = _anomaly_get()
+    if a is None:
+        raw = _get_raw(_K_NANS)
+        a = raw is not None and _env_flag(raw)
+    return a, _get_raw(_K_COMPILE)
 
 
 class _Switch(contextlib.ContextDecorator):

@@ -37,7 +37,8 @@ from .ir import Lit
 from .pytree import _registry as _pytree_registry
 from .pytree import tree_flatten
 from .staging import check_leaf
-from .trace import (Tracer, _source, bind_at, current_builder, trace_child)
+from .childtrace import trace_child
+from .trace import Tracer, _source, bind_at, current_builder
 
 _WALK_MAX = 10_000   # containers larger than this in a rule's closure are not searched for tracers
 # custom functions whose fwd is being traced right now: a call of f inside f's own fwd records f's

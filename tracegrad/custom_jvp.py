@@ -13,7 +13,8 @@ from .pytree import tree_flatten, tree_unflatten
 from .primitives import custom_jvp_call_p
 from .rules.custom import materialize
 from .staging import check_leaf
-from .trace import (current_builder, rebinding, trace_child)
+from .childtrace import trace_child
+from .trace import current_builder, rebinding
 from .custom import (CustomFunction, Recorded, check_outputs, fun_name, is_float, nondiff_positions,
                      resolve_args, split_nondiff, stale_map)
 

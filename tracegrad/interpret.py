@@ -1,12 +1,14 @@
-"""The interpreter tier: an IR turned into straight-line Python that calls the NumPy impl rules.
+"""The interpreter tier: an IR run with the NumPy impl rules.
 
 `runner(ir, check_finite)` returns `run(*inputs) -> tuple of arrays` (0-d arrays for scalars).
-The IR becomes the source of one Python function, one line per equation, calling each primitive's
-impl rule with its params bound in advance: there is no per-equation dispatch (no rule lookup,
-no environment dictionary), so a traced function's first calls run at NumPy speed while native
-code is being built, and loop bodies run this way in eager mode. With `check_finite`, the first
-equation producing NaN/Inf raises `AnomalyError` naming it (primitive, phase, the user's lines).
-Runners are memoised on the IR object (an IR is immutable), per `check_finite`.
+Its first calls evaluate the equations one by one (an environment dictionary, each impl looked up
+and called): nothing to prepare, so a traced function's first call costs its tracing and one pass
+over the equations. A runner called more than `BUILD_AFTER` times (a function called in a loop while
+native code is built, a loop body) turns the IR into the source of one Python function, one line per
+equation of the simplified IR (passes.simplify: exact values kept), calling each primitive's impl
+rule with its params bound in advance: no per-equation dispatch, no environment dictionary. With `check_finite`, the first equation producing NaN/Inf
+raises `AnomalyError` naming it (primitive, phase, the user's lines). Runners are memoised on the IR
+object (an IR is immutable), per `check_finite`; `run.source` is the generated source.
 """
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import numpy as np
 
 from .errors import MissingRuleError, check_finite
 from .ir import IR, Lit, _pretty, format_src
+from .passes import simplify
 from .primitives import impl_rules
 
 
 _RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"np", "run"}
+BUILD_AFTER = 16
 
 
 def runner(ir: IR, check_finite: bool = False):
@@ -29,12 +33,59 @@ def runner(ir: IR, check_finite: bool = False):
     key = ("interpret", bool(check_finite))
     run = ir.memo.get(key)
     if run is None:
-        run = ir.memo[key] = _build(ir, bool(check_finite))
+        run = ir.memo[key] = Runner(ir, bool(check_finite))
     return run
 
 
 def source(ir: IR, check_finite: bool = False) -> str:
     return runner(ir, check_finite).source
+
+
+class Runner:
+    """`run(*inputs)`: evaluated equation by equation, then by generated code (module docstring)."""
+    __slots__ = ("ir", "check", "calls", "built")
+
+    def __init__(self, ir, check):
+        self.ir, self.check, self.calls, self.built = ir, check, 0, None
+
+    def __call__(self, *args):
+        built = self.built
+        if built is not None:
+            return built(*args)
+        self.calls += 1
+        if self.calls > BUILD_AFTER:
+            built = self.built = _build(simplify(self.ir), self.check)
+            return built(*args)
+        return _evaluate(self.ir, self.check, args)
+
+    @property
+    def source(self) -> str:
+        if self.built is None:
+            self.built = _build(simplify(self.ir), self.check)
+        return self.built.source
+
+
+def _evaluate(ir: IR, check: bool, args):
+    if len(args) != len(ir.inputs):
+        raise TypeError(f"run() takes {len(ir.inputs)} arguments, got {len(args)}")
+    env = dict(zip(ir.inputs, args))
+    env.update(ir.consts)
+    rules = impl_rules
+    for e in ir.eqns:
+        impl = rules.get(e.prim)
+        if impl is None:
+            raise MissingRuleError(f"primitive '{e.prim.name}' has no impl rule (add it in tracegrad/rules/)")
+        ins = [a.value if type(a) is Lit else env[a] for a in e.inputs]
+        out = impl(*ins, **e.params) if e.params else impl(*ins)
+        if e.prim.multiple_results:
+            env.update(zip(e.outs, out))
+            outs = out
+        else:
+            env[e.outs[0]] = out
+            outs = (out,)
+        if check and any(v.aval.is_float for v in e.outs):
+            check_finite(e.prim.name, e.src, e.fwd_src, tuple(ins), tuple(outs))
+    return tuple([np.asarray(a.value if type(a) is Lit else env[a], a.aval.dtype) for a in ir.outputs])
 
 
 def _build(ir: IR, check: bool):

@@ -8,6 +8,7 @@ Parameters are hashable and may hold nested `IR`s (loop and branch bodies).
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,20 +22,54 @@ _SHORT_DTYPE = {
 }
 
 
+_SHORT_BY_DTYPE: dict = {}
+
+
 def short_dtype(dtype) -> str:
-    name = np.dtype(dtype).name
-    return _SHORT_DTYPE.get(name, name)
+    short = _SHORT_BY_DTYPE.get(dtype)
+    if short is None:
+        name = np.dtype(dtype).name
+        short = _SHORT_BY_DTYPE[dtype] = _SHORT_DTYPE.get(name, name)
+    return short
 
 
-@dataclass(frozen=True)
+_AVALS: dict = {}      # (shape, dtype) as given -> Aval (bounded, cleared when full)
+_CANONICAL = weakref.WeakValueDictionary()   # (shape tuple, np.dtype) -> the live Aval for it
+
+
 class Aval:
-    """Abstract value: the static shape and dtype of an array."""
-    shape: tuple
-    dtype: np.dtype
+    """Abstract value: the static shape and dtype of an array.
 
-    def __init__(self, shape, dtype):
-        object.__setattr__(self, "shape", tuple(int(d) for d in shape))
-        object.__setattr__(self, "dtype", np.dtype(dtype))
+    Immutable, and canonical: at most one live Aval per (shape, dtype), so equality is identity and
+    the hash is the object's (tracing compares and hashes avals for every recorded equation).
+    """
+    __slots__ = ("shape", "dtype", "__weakref__")
+
+    def __new__(cls, shape, dtype):
+        try:
+            return _AVALS[shape, dtype]
+        except (KeyError, TypeError):
+            pass
+        norm, dt = tuple([int(d) for d in shape]), np.dtype(dtype)
+        self = _CANONICAL.get((norm, dt))
+        if self is None:
+            self = object.__new__(cls)
+            object.__setattr__(self, "shape", norm)
+            object.__setattr__(self, "dtype", dt)
+            _CANONICAL[norm, dt] = self
+        try:
+            if len(_AVALS) > 20_000:
+                _AVALS.clear()
+            _AVALS[shape, dtype] = self
+        except TypeError:               # (an unhashable shape, e.g. a list)
+            pass
+        return self
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Aval is immutable")
+
+    def __reduce__(self):
+        return Aval, (self.shape, self.dtype)
 
     @property
     def ndim(self) -> int:
@@ -70,8 +105,14 @@ class Lit:
     __slots__ = ("value", "aval")
 
     def __init__(self, value, dtype):
-        self.value = np.asarray(value, dtype=dtype)[()]
-        self.aval = Aval((), dtype)
+        t = type(value)
+        if isinstance(value, np.generic) and (value.dtype is dtype or value.dtype == dtype):
+            self.value = value
+        elif (t is float or t is int or t is bool) and isinstance(dtype, np.dtype):
+            self.value = dtype.type(value)         # (as np.asarray(value, dtype)[()], faster)
+        else:
+            self.value = np.asarray(value, dtype=dtype)[()]
+        self.aval = Aval((), self.value.dtype)
 
     def __str__(self):
         v = self.value
@@ -86,22 +127,44 @@ class Lit:
     __repr__ = __str__
 
 
+_SCALAR_AVALS: dict = {}
+
+
+def scalar_lit(v) -> Lit:
+    """A Lit holding the NumPy scalar `v` (what tracing makes of every Python scalar operand)."""
+    lit = object.__new__(Lit)
+    lit.value = v
+    dt = v.dtype
+    a = _SCALAR_AVALS.get(dt)
+    if a is None:
+        a = _SCALAR_AVALS[dt] = Aval((), dt)
+    lit.aval = a
+    return lit
+
+
 Atom = "Var | Lit"
 
 
-@dataclass(frozen=True, eq=False)
 class Eqn:
     """`outs = prim[params](*inputs)`, created at the user's `src` line.
 
     Equations produced by differentiation carry `fwd_src`, the line of the forward equation whose
-    derivative they compute; their phase is then "backward".
+    derivative they compute; their phase is then "backward". Treated as immutable (compared by
+    identity); a plain slotted class because tracing creates one per recorded operation.
     """
-    prim: object
-    inputs: tuple
-    outs: tuple
-    params: dict
-    src: str
-    fwd_src: str | None = None
+    __slots__ = ("prim", "inputs", "outs", "params", "src", "fwd_src")
+
+    def __init__(self, prim, inputs: tuple, outs: tuple, params: dict, src: str, fwd_src=None):
+        self.prim = prim
+        self.inputs = inputs
+        self.outs = outs
+        self.params = params
+        self.src = src
+        self.fwd_src = fwd_src
+
+    def __repr__(self):
+        return (f"Eqn(prim={self.prim!r}, inputs={self.inputs!r}, outs={self.outs!r}, "
+                f"params={self.params!r}, src={self.src!r}, fwd_src={self.fwd_src!r})")
 
     @property
     def phase(self) -> str:
@@ -153,11 +216,19 @@ def _name(i: int) -> str:
     return s
 
 
+_FORMATTED: dict = {}
+
+
 def format_src(src: str | None) -> str:
     if not src:
         return "?"
-    path, _, line = src.rpartition(":")
-    return f"{os.path.basename(path)}:{line}"
+    short = _FORMATTED.get(src)
+    if short is None:
+        path, _, line = src.rpartition(":")
+        short = f"{os.path.basename(path)}:{line}"
+        if len(_FORMATTED) < 100_000:
+            _FORMATTED[src] = short
+    return short
 
 
 def _format_param(v, names, indent) -> str:
@@ -263,11 +334,15 @@ def free_vars_used(eqns) -> list:
 
 def dce(ir: IR) -> IR:
     """Drop equations whose outputs are never used (all primitives are pure)."""
-    live = {a for a in ir.outputs if isinstance(a, Var)}
+    live = {a for a in ir.outputs if type(a) is Var}
     kept = []
+    add = live.add
     for e in reversed(ir.eqns):
-        if any(v in live for v in e.outs) or e.prim.effectful:
+        outs = e.outs
+        if (outs[0] in live if len(outs) == 1 else any(v in live for v in outs)) or e.prim.effectful:
             kept.append(e)
-            live.update(a for a in e.inputs if isinstance(a, Var))
+            for a in e.inputs:
+                if type(a) is Var:
+                    add(a)
     consts = tuple((v, c) for v, c in ir.consts if v in live)
     return IR(ir.inputs, consts, tuple(reversed(kept)), ir.outputs)

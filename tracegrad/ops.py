@@ -15,6 +15,7 @@ from . import primitives as P
 from .trace import PY_SCALARS, Tracer, bind
 
 _WEAK_PY = {"b": bool, "i": int, "u": int, "f": float}
+_ND = np.ndarray
 
 
 def is_traced(x) -> bool:
@@ -57,6 +58,8 @@ def as_operand(a):
 
 
 def dtype_of(x) -> np.dtype:
+    if type(x) is Tracer:
+        return x.node.aval.dtype
     if isinstance(x, (Tracer, np.ndarray, np.generic)):
         return x.dtype
     if holds_tracer(x):
@@ -86,12 +89,41 @@ def ndim_of(x) -> int:
     return len(shape_of(x))
 
 
+_RESULT_TYPES: dict = {}   # NEP 50 keys -> np.result_type (bounded; it only sees types, not values)
+
+
 def result_dtype(*xs):
-    return np.result_type(*[_promotion_key(x) for x in xs])
+    keys = tuple([_nep50_key(x) for x in xs])
+    dt = _RESULT_TYPES.get(keys)
+    if dt is None:
+        dt = np.result_type(*[_promotion_key(x) for x in xs])
+        if len(_RESULT_TYPES) > 10_000:
+            _RESULT_TYPES.clear()
+        _RESULT_TYPES[keys] = dt
+    return dt
 
 
 def as_dtype(x, dtype):
     """`x` as an operand of exactly `dtype` (a Lit for scalars, a `convert` for tracers)."""
+    t = type(x)
+    if t is _ND:
+        if x.ndim and x.dtype is dtype:
+            return x
+    elif isinstance(x, np.generic) and x.dtype is dtype:
+        return x
+    if isinstance(x, Tracer):
+        dt = x.node.aval.dtype
+        if dt is dtype:
+            return x
+        dtype = np.dtype(dtype)
+        return x if dt == dtype else bind(P.convert_p, x, dtype=dtype)
+    t = type(x)
+    if t is float or t is int or t is bool:
+        # (np.asarray(x, dtype)[()], faster; NEP 50 only asks for casts that fit)
+        try:
+            return dtype.type(x)
+        except AttributeError:       # a dtype given as a type or a string
+            return np.dtype(dtype).type(x)
     dtype = np.dtype(dtype)
     if holds_tracer(x):
         x = stack_nested(x)
@@ -106,6 +138,27 @@ def as_dtype(x, dtype):
 
 
 def promote(*xs):
+    if len(xs) == 2:
+        x, y = xs
+        tx, ty = type(x), type(y)
+        if tx is Tracer and ty is Tracer and not x.weak and not y.weak and \
+                x.node.aval.dtype is y.node.aval.dtype:
+            return [x, y]
+        if tx is _ND and x.ndim:
+            d = x.dtype
+            if ty is _ND:
+                if y.ndim and y.dtype is d:
+                    return [x, y]
+            elif (ty is float or ty is int) and d.kind == "f":   # a weak Python number: the array's dtype
+                return [x, d.type(y)]
+            elif isinstance(y, np.generic) and y.dtype is d:
+                return [x, y]
+        elif ty is _ND and y.ndim:
+            d = y.dtype
+            if (tx is float or tx is int) and d.kind == "f":
+                return [d.type(x), y]
+            if isinstance(x, np.generic) and x.dtype is d:
+                return [x, y]
     dtype = result_dtype(*xs)
     return [as_dtype(x, dtype) for x in xs]
 
@@ -126,13 +179,41 @@ def float_operand(x):
     return x
 
 
+_BOOL_DT = np.dtype(np.bool_)
+_RESOLVED: dict = {}   # (ufunc, NEP 50 keys) -> loop dtypes: ufunc.resolve_dtypes, memoised (bounded)
+
+
+def _nep50_key(x):
+    """weak_dtype(x), with fast paths for tracers, arrays and Python scalars."""
+    t = type(x)
+    if t is _ND:
+        return x.dtype
+    if t is float or t is int:
+        return t
+    if t is bool:
+        return _BOOL_DT
+    if isinstance(x, np.generic):
+        return x.dtype
+    if isinstance(x, Tracer):
+        dt = x.node.aval.dtype
+        if not x.weak:
+            return dt
+    return weak_dtype(x)
+
+
 def ufunc_operands(ufunc, *xs):
     """Cast operands to the dtypes of the loop NumPy would pick for `ufunc` (exact NEP 50)."""
-    keys = tuple(weak_dtype(x) for x in xs)
-    if all(isinstance(k, type) for k in keys):
-        # only Python scalars: NumPy converts them to arrays first (int64, float64)
-        keys = tuple(dtype_of(x) for x in xs)
-    dts = ufunc.resolve_dtypes(keys + (None,) * ufunc.nout)
+    keys = tuple([_nep50_key(x) for x in xs])
+    dts = _RESOLVED.get((ufunc, keys))
+    if dts is None:
+        rkeys = keys
+        if all(isinstance(k, type) for k in keys):
+            # only Python scalars: NumPy converts them to arrays first (int64, float64)
+            rkeys = tuple(dtype_of(x) for x in xs)
+        dts = ufunc.resolve_dtypes(rkeys + (None,) * ufunc.nout)
+        if len(_RESOLVED) > 10_000:
+            _RESOLVED.clear()
+        _RESOLVED[ufunc, keys] = dts
     return [as_dtype(x, d) for x, d in zip(xs, dts)]
 
 
@@ -217,7 +298,7 @@ def size_of(x) -> int:
 
 
 def reshape(x, shape):
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(map(int, shape))
     if shape_of(x) == shape:
         return x
     if not isinstance(x, Tracer):   # a constant stays a constant
@@ -226,7 +307,7 @@ def reshape(x, shape):
 
 
 def broadcast_to(x, shape):
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(map(int, shape))
     if shape_of(x) == shape:
         return x
     if not isinstance(x, Tracer) and np.size(x) == 1:   # broadcast the scalar literal itself
@@ -253,7 +334,7 @@ def reduce_sum(x, axes): return reduce(P.reduce_sum_p, x, axes)
 
 def expand_to_reduced(y, in_shape, axes):
     """Reshape a reduction's result (axes dropped) back to keepdims form, ready to broadcast."""
-    kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
+    kept = tuple([1 if i in axes else d for i, d in enumerate(in_shape)])
     return reshape(y, kept)
 
 
@@ -274,11 +355,13 @@ def full(shape, value, dtype):
 
 
 def zeros_like(x):
-    return full(shape_of(x), 0, np.asarray(np.zeros((), dtype_of(x))).dtype)
+    dt = dtype_of(x)
+    return broadcast_to(dt.type(0), shape_of(x))
 
 
 def ones_like(x):
-    return full(shape_of(x), 1, np.asarray(np.zeros((), dtype_of(x))).dtype)
+    dt = dtype_of(x)
+    return broadcast_to(dt.type(1), shape_of(x))
 
 
 def slice_(x, start, limit, strides=None):

@@ -1,11 +1,13 @@
-"""Traceable indexing: gather/scatter binders, along-axis indices, and sort (which yields a
-permutation). Semantics of the primitives: docs/primitives.md. Like `ops`, everything accepts Tracers
-and NumPy values and binds primitives (recording IR on tracers, running NumPy otherwise).
+"""Traceable indexing: gather/scatter binders, slices with traced bounds, along-axis indices, and
+sort (which yields a permutation). Semantics of the primitives: docs/primitives.md. Like `ops`,
+everything accepts Tracers and NumPy values and binds primitives (recording IR on tracers, running
+NumPy otherwise).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from . import affine
 from . import ops
 from . import primitives as P
 from .trace import Tracer, bind
@@ -32,6 +34,42 @@ def gather(x, idx, axes):
 def scatter(operand, idx, updates, axes, mode):
     updates = ops.as_dtype(updates, ops.dtype_of(operand))
     return bind(P.scatter_p, operand, as_index(idx), updates, axes=tuple(int(a) for a in axes), mode=mode)
+
+
+def slice_length(start, stop, step, size):
+    """(length, start, stop) of the slice `start:stop:step` (bounds: traced integer scalars, ints or
+    None; `step` a nonzero int) on an axis of `size` when its length is the same for every value
+    of the traced bounds that keeps them within the axis, i.e. when they are a constant apart;
+    None otherwise. The bounds returned stand for None by values NumPy reads the same way."""
+    if step > 0:
+        start, stop = (0 if start is None else start), (size if stop is None else stop)
+    else:
+        start, stop = (size - 1 if start is None else start), (-size - 1 if stop is None else stop)
+    d = affine.difference(start, stop)
+    if d is None:
+        return None
+    return len(range(0, d, step)), start, stop
+
+
+def dynamic_slice_indices(size, axis, start, stop, step, length, src):
+    """The gather indices, shape (length, 1), of `start:stop:step` (of static `length`, from
+    `slice_length`) on an axis of `size`: `first + step * arange(length)`, where `first`, the
+    slice's first index, is computed at run time, with its length checked (an IndexError naming
+    `src` when NumPy would select another number of elements)."""
+    first = bind(P.slice_start_p, as_index(start), as_index(stop), size=int(size), length=int(length),
+                 step=int(step), axis=int(axis), src=src)
+    return ops.add(ops.reshape(first, (1, 1)), np.arange(length, dtype=INDEX_DTYPE).reshape(length, 1) * step)
+
+
+def front_to_axis(y, axis):
+    """`y` with its axis 0 moved to `axis` (gather along one axis puts it first)."""
+    return ops.transpose(y, tuple(range(1, axis + 1)) + (0,) + tuple(range(axis + 1, ops.ndim_of(y))))
+
+
+def axis_to_front(y, axis):
+    """`y` with its axis `axis` moved first (the inverse of `front_to_axis`)."""
+    nd = ops.ndim_of(y)
+    return ops.transpose(y, (axis,) + tuple(d for d in range(nd) if d != axis))
 
 
 def iota(shape, axis):

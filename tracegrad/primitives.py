@@ -175,6 +175,9 @@ rev_p = primitive("rev", "structure")                            # [axes] revers
 # ---------------------------------------------------------------- indexing, scans, sorting
 gather_p = primitive("gather", "indexing")                       # (x, idx) [axes]
 scatter_p = primitive("scatter", "indexing")                     # (operand, idx, updates) [axes, mode]
+# (start, stop) [size, length, step, axis, src] -> the first index of a slice with traced bounds,
+# whose length must be `length` (IndexError otherwise): docs/primitives.md
+slice_start_p = primitive("slice_start", "indexing", differentiable=False)
 linear_recurrence_p = primitive("linear_recurrence", "cumulative")   # (a, b) [axis, reverse]
 sort_p = primitive("sort", "sort", multiple_results=True)        # (x) [axis] -> (values, perm)
 

@@ -5,8 +5,6 @@ sorted key, so structure (and the compile cache key) does not depend on insertio
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 _registry: dict = {}
 
 
@@ -32,12 +30,25 @@ register_pytree_node(dict, _dict_flatten, _dict_unflatten)
 register_pytree_node(type(None), lambda n: ([], None), lambda _, c: None)
 
 
-@dataclass(frozen=True)
 class TreeDef:
-    """The structure of a pytree: a node type, its aux data and child structures (None for a leaf)."""
-    nodetype: type | None
-    aux: object
-    children: tuple
+    """The structure of a pytree: a node type, its aux data and child structures (None for a leaf).
+
+    Immutable by convention, compared and hashed by value (it is part of cache keys); a slotted
+    class rather than a frozen dataclass because every call of a transform builds a few."""
+    __slots__ = ("nodetype", "aux", "children")
+
+    def __init__(self, nodetype, aux, children):
+        self.nodetype, self.aux, self.children = nodetype, aux, children
+
+    def __eq__(self, other):
+        return self is other or (type(other) is TreeDef and self.nodetype is other.nodetype
+                                 and self.aux == other.aux and self.children == other.children)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash((self.nodetype, self.aux, self.children))
 
     @property
     def num_leaves(self) -> int:

@@ -1,17 +1,19 @@
 """How one traced signature runs: at once on the interpreter tier, then natively once compiled.
 
 An `Entry` holds a signature's IR and the callable that currently runs it. The interpreter tier
-(`interpret.runner`: the IR as straight-line NumPy code) answers the first call at once. Native
-code is built according to the compile mode:
+(`interpret.runner`: the IR's equations run with their NumPy impls; straight-line generated code
+after a few calls) answers the first call at once. Native code is built from the simplified IR
+(`compiled_ir`) according to the compile mode:
   "background"  (default) a thread prepares the kernels and hands them to the compiler's worker
                 processes; when they are built it loads them and swaps the entry's callable, so
                 the switch happens at a call boundary. The caller never waits.
   "sync"        the first call waits for native code (what tests of compiled semantics use).
   "never"       the interpreter tier only.
 The default comes from `TRACEGRAD_COMPILE`; `tg.jit(..., compile=...)` overrides it. Tiers give
-the same values and errors; only speed differs. Random draws are made before each call, on the live
-generators, and passed to either tier as extra inputs (draws.hoist / draws.with_draws). Why an entry is not native (not compilable, the
-compile failed, the worker was stopped for its memory) is kept in `why` for `cache_info()`.
+the same values and errors; only speed differs. Random draws are made before each call, on the
+live generators, and passed to either tier as extra inputs (draws.hoist / draws.with_draws). Why an
+entry is not native (not compilable, the compile failed, the worker was stopped for its memory) is
+kept in `why` for `cache_info()`.
 """
 from __future__ import annotations
 
@@ -48,9 +50,12 @@ class Entry:
         self.check_finite = check_finite
         self.finish = (lambda outs: outs[0]) if out_tree.nodetype is None else \
             (lambda outs, t=out_tree: tree_unflatten(t, outs))
-        # random draws are made before each call, on the live generators, and passed in (draws.py)
-        self.compiled_ir, self.draws = hoist(simplify(ir))
-        self.run = with_draws(interpreter(self.compiled_ir, check_finite), self.draws, self.compiled_ir)
+        self._compiled_ir = None
+        # Random draws are made before each call, on the live generators, and passed in (draws.py).
+        # The interpreter tier runs the IR as traced (simplify keeps exact values; the interpreter
+        # simplifies what it turns into code), so a first call does not wait for the pass.
+        self._hoisted, self.draws = hoist(ir)
+        self.run = with_draws(interpreter(self._hoisted, check_finite), self.draws, self._hoisted)
         self.tier = "interpreted"
         self.why = "compile='never'" if mode == "never" else None
         self.compile_s = None
@@ -75,6 +80,13 @@ class Entry:
                         self.run = interpreted
                     self._start()
             self.run = first_call
+
+    @property
+    def compiled_ir(self):
+        """The simplified IR the compiler gets (computed once, on first use)."""
+        if self._compiled_ir is None:
+            self._compiled_ir = simplify(self._hoisted)
+        return self._compiled_ir
 
     # ------------------------------------------------------------ building native code
 

@@ -2,7 +2,7 @@
 
 A Builder records equations into an IR. The current builder lives in a ContextVar; builders nest
 (a transform traced inside another opens a child builder, and a tracer of an enclosing builder used
-inside becomes an implicit input of the child). In eager mode a builder also computes every
+inside becomes an implicit input of the child: childtrace.py). In eager mode a builder also computes every
 equation's value as it is recorded, so Python code sees concrete values (`print`, `if`,
 `breakpoint()`), and the recorded equations are what the backward pass and `tg.debug.steps` replay.
 With no builder at all, `bind` simply runs the NumPy impl: that is the interpreter.
@@ -14,19 +14,23 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from .config import anomaly_enabled
+from .config import _K_NANS, _anomaly_get, _env_flag, _get_raw, anomaly_enabled
 from .errors import MissingRuleError, TracerError, check_finite, user_source
-from .ir import IR, Aval, Eqn, Lit, Var, dce, free_vars_used
+from .ir import IR, Aval, Eqn, Lit, Var, scalar_lit
 from .primitives import impl_rules, shape_rules
 
 PY_SCALARS = (bool, int, float)   # weakly typed operands (NEP 50), as JAX's weak types
 _FOLD_MAX = 1   # constant-fold operations on scalar literals (never materialise arrays)
+_F64, _I64, _BOOL = np.float64, np.int64, np.bool_
 _builder: ContextVar = ContextVar("tracegrad_builder", default=None)
 _source: ContextVar = ContextVar("tracegrad_source", default=None)   # (src, fwd_src) override
 _rebind: ContextVar = ContextVar("tracegrad_rebind", default=None)   # {Var: operand}, see rebinding
 # `hook(root_builder) -> done(exception or None)`, run when a builder with no parent is entered and
 # exited (tracegrad.patching registers the trace-time patches of NumPy entry points here)
 ROOT_HOOKS: list = []
+
+
+_builder_get = _builder.get
 
 
 def current_builder():
@@ -145,6 +149,25 @@ class Tracer:
         return format(str(self), spec)
 
 
+def _inplace(name):
+    def op(self, other):
+        raise TypeError(f"in-place `{name}` on an array the function closes over, at {user_source(2)}: "
+                        f"inside a traced function it would write into your array, which the trace "
+                        f"reads at every call; use the returned value instead (x = x + y rebinds)")
+    return op
+
+
+class EnvTracer(Tracer):
+    """The tracer standing for a closed-over array while its function is traced (staging.py
+    substitutes it in the array's slot). In-place operators on it are errors, as writing a traced
+    value into a NumPy array is in eager mode."""
+    __slots__ = ()
+    __iadd__, __isub__, __imul__ = _inplace("+="), _inplace("-="), _inplace("*=")
+    __itruediv__, __ifloordiv__, __imod__ = _inplace("/="), _inplace("//="), _inplace("%=")
+    __ipow__, __imatmul__ = _inplace("**="), _inplace("@=")
+    __iand__, __ior__, __ixor__ = _inplace("&="), _inplace("|="), _inplace("^=")
+
+
 class Builder:
     """Records equations (and in eager mode computes them) for one traced function."""
 
@@ -161,6 +184,12 @@ class Builder:
         self._capture_index: dict = {}
         self.values: dict = {}          # eager mode: Var -> ndarray
         self.extensions: dict = {}      # first output Var -> (key, payload, extra output tracers)
+        # id(closed-over array) -> the root input standing for it (set by staging for a trace whose
+        # closed-over arrays are run-time inputs; children inherit it)
+        self.env = None if self.parent is None else self.parent.env
+        self.final = False      # a root whose equations nothing differentiates (eager top level)
+        self._producers: dict = {}      # Var -> the recorded equation computing it (see producer)
+        self._n_indexed = 0
 
     def __enter__(self):
         self._token = _builder.set(self)
@@ -240,6 +269,29 @@ class Builder:
                 return idx if same else None
         return None
 
+    # ------------------------------------------------------------ looking back at what was recorded
+
+    def producer(self, v: Var):
+        """The recorded equation of this builder that computes `v` (None for an input, a capture or
+        a constant). Equations are only ever appended (or extended in place, keeping their inputs),
+        so the index is extended lazily."""
+        eqns = self.eqns
+        if self._n_indexed < len(eqns):
+            index = self._producers
+            for e in eqns[self._n_indexed:]:
+                for o in e.outs:
+                    index[o] = e
+            self._n_indexed = len(eqns)
+        return self._producers.get(v)
+
+    def captured_tracer(self, v: Var):
+        """The enclosing builder's tracer that the implicit input `v` stands for (None if `v` is
+        not one)."""
+        for cv, t in zip(self.capture_vars, self.captured):
+            if cv is v:
+                return t
+        return None
+
     def new_input(self, aval: Aval, value=None) -> Tracer:
         v = Var(aval)
         self.inputs.append(v)
@@ -249,7 +301,10 @@ class Builder:
 
     def lift(self, x):
         """Turn an operand into an atom of this builder (Var or Lit)."""
-        if isinstance(x, Tracer):
+        t = type(x)
+        if t is float:
+            return scalar_lit(_F64(x))
+        if t is Tracer or t is EnvTracer:
             if x.builder is self:
                 return x.node
             if self.is_ancestor(x.builder):
@@ -262,10 +317,23 @@ class Builder:
                 f"e.g. through a global or a closure kept after the call) at {user_source(3)}")
         if isinstance(x, Lit):
             return x
-        if isinstance(x, (np.ndarray, np.generic)) and np.ndim(x) == 0:
-            return Lit(x, np.asarray(x).dtype)
         if isinstance(x, np.ndarray):
+            if self.env is not None:
+                t = self.env.get(id(x))
+                if t is not None:
+                    return self.lift(t)
+            if x.ndim == 0:
+                return Lit(x, x.dtype)
             return self._const(x)
+        if isinstance(x, np.generic):
+            return scalar_lit(x)
+        if t is int or t is bool:
+            try:
+                return scalar_lit(_I64(x) if t is int else _BOOL(x))
+            except OverflowError:
+                return Lit(x, np.asarray(x).dtype)
+        if isinstance(x, Tracer):
+            return self.lift(Tracer(x.node, x.builder, x.value, x.weak))   # (a subclass)
         if isinstance(x, PY_SCALARS):
             return Lit(x, np.asarray(x).dtype)
         raise TypeError(f"cannot use {type(x).__name__} as an array operand at {user_source(3)}")
@@ -312,24 +380,76 @@ def impl_of(prim):
 
 def bind(prim, *args, **params):
     """Record (or, outside any trace, run) `prim` on `args`; returns Tracer(s) or array(s)."""
+    if _builder_get() is None:       # no trace: the impl runs (what bind_at does, without the hops)
+        impl = impl_rules.get(prim) or impl_of(prim)
+        out = impl(*args, **params) if params else impl(*args)
+        a = _anomaly_get()        # (anomaly_enabled(), inlined: this runs for every operation)
+        if a or (a is None and (r := _get_raw(_K_NANS)) is not None and _env_flag(r)):
+            src, fwd_src = _source.get() or (user_source(2), None)
+            check_finite(prim.name, src, fwd_src, args, out if prim.multiple_results else (out,))
+        return out
     override = _source.get()
     if override is None:
-        src, fwd_src = user_source(2), None
+        return bind_at(prim, args, params, user_source(2), None)
+    return bind_at(prim, args, params, override[0], override[1])
+
+
+# Shape rules are pure functions of (primitive, input avals, params): their results are memoised
+# (avals are shared objects with cached hashes, so the key is cheap); bounded, cleared when full.
+_SHAPES: dict = {}
+_NO_MEMO = ("control", "call")      # (params holding sub-IRs: hashing them prints them)
+
+
+def out_avals_of(prim, atoms, params, src):
+    n = len(atoms)
+    if not params:
+        key = (prim, atoms[0].aval, atoms[1].aval) if n == 2 else \
+            (prim, atoms[0].aval) if n == 1 else (prim, *[a.aval for a in atoms])
+    elif prim.family in _NO_MEMO:
+        key = None
     else:
-        src, fwd_src = override
-    return bind_at(prim, args, params, src, fwd_src)
+        key = (prim, *[a.aval for a in atoms], *params.items())
+    if key is not None:
+        try:
+            hit = _SHAPES.get(key)
+        except TypeError:            # an unhashable parameter
+            key, hit = None, None
+        if hit is not None:
+            return hit
+    rule = shape_rules.get(prim)
+    if rule is None:
+        raise MissingRuleError(f"primitive '{prim.name}' has no shape rule (add it in tracegrad/rules/)")
+    try:
+        out = rule(*[a.aval for a in atoms], **params)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{prim.name}: {e}\n  at {src}") from None
+    out = out if prim.multiple_results else (out,)
+    if key is not None:
+        if len(_SHAPES) > 20_000:
+            _SHAPES.clear()
+        _SHAPES[key] = out
+    return out
+
+
+_ND = np.ndarray
 
 
 def bind_at(prim, args, params, src, fwd_src, values=None):
     builder = _builder.get()
     if builder is None:
-        ins = [a.value if isinstance(a, Lit) else a for a in args]
-        out = impl_of(prim)(*ins, **params)
+        ins = [a.value if type(a) is Lit else a for a in args]
+        impl = impl_rules.get(prim) or impl_of(prim)
+        out = impl(*ins, **params) if params else impl(*ins)
         if anomaly_enabled():
             check_finite(prim.name, src, fwd_src, ins, out if prim.multiple_results else (out,))
         return out
-    if not prim.effectful and prim.foldable and \
-            not any(isinstance(a, Tracer) for a in args) and \
+    traced, weak = False, True
+    for a in args:
+        if isinstance(a, Tracer):
+            traced = True
+            if not a.weak:
+                weak = False
+    if not traced and not prim.effectful and prim.foldable and \
             all(np.size(a.value if isinstance(a, Lit) else a) <= _FOLD_MAX for a in args):
         # constant folding: tiny all-constant operations are computed now, not recorded
         ins = [a.value if isinstance(a, Lit) else a for a in args]
@@ -337,151 +457,45 @@ def bind_at(prim, args, params, src, fwd_src, values=None):
         outs = out if prim.multiple_results else (out,)
         if all(np.ndim(o) == 0 for o in outs):
             return out
-    atoms = tuple(builder.lift(a) for a in args)
-    rule = shape_rules.get(prim)
-    if rule is None:
-        raise MissingRuleError(f"primitive '{prim.name}' has no shape rule (add it in tracegrad/rules/)")
-    try:
-        out_avals = rule(*[a.aval for a in atoms], **params)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{prim.name}: {e}\n  at {src}") from None
-    multiple = prim.multiple_results
-    out_avals = out_avals if multiple else (out_avals,)
-    outs = tuple(Var(a) for a in out_avals)
-    builder.eqns.append(Eqn(prim, atoms, outs, dict(params), src, fwd_src))
-    traced = [a for a in args if isinstance(a, Tracer)]
-    weak = bool(traced) and all(t.weak for t in traced)
-    if builder.eager:
-        if values is None:
-            ins = [builder.value_of(a) for a in atoms]
-            values = impl_of(prim)(*ins, **params)
-            values = values if multiple else (values,)
-            values = tuple(np.asarray(v, dtype=a.dtype) if np.ndim(v) == 0 or
-                           np.asarray(v).dtype != a.dtype else v for v, a in zip(values, out_avals))
-            if anomaly_enabled():
-                check_finite(prim.name, src, fwd_src, ins, values)
+    weak = traced and weak
+    atoms = tuple([a.node if type(a) is Tracer and a.builder is builder else builder.lift(a)
+                   for a in args])
+    out_avals = out_avals_of(prim, atoms, params, src)
+    eager = builder.eager
+    if eager and values is None:
+        vals = builder.values
+        ins = [a.value if type(a) is Lit else vals[a] for a in atoms]
+        impl = impl_rules.get(prim) or impl_of(prim)
+        values = impl(*ins, **params) if params else impl(*ins)
+        # (impls may return NumPy scalars or other dtypes for 0-d results: values are exact arrays)
+        if not prim.multiple_results:
+            dt = out_avals[0].dtype
+            if not (type(values) is _ND and values.ndim and values.dtype is dt):
+                values = np.asarray(values, dtype=dt)
+            values = (values,)
+        else:
+            values = tuple([v if type(v) is _ND and v.ndim and (v.dtype is a.dtype or v.dtype == a.dtype)
+                            else np.asarray(v, dtype=a.dtype) for v, a in zip(values, out_avals)])
+        a = _anomaly_get()
+        if a or (a is None and (r := _get_raw(_K_NANS)) is not None and _env_flag(r)):
+            check_finite(prim.name, src, fwd_src, ins, values)
+    if not prim.multiple_results:                   # (the common case, without the loops)
+        v = Var(out_avals[0])
+        builder.eqns.append(Eqn(prim, atoms, (v,), dict(params) if params else params, src, fwd_src))
+        if eager:
+            val = builder.values[v] = values[0]
+            return Tracer(v, builder, val, weak)
+        return Tracer(v, builder, None, weak)
+    outs = tuple([Var(a) for a in out_avals])
+    builder.eqns.append(Eqn(prim, atoms, outs, dict(params) if params else params, src, fwd_src))
+    if eager:
+        vals = builder.values
+        tracers = []
         for v, val in zip(outs, values):
-            builder.values[v] = val
-        tracers = tuple(Tracer(v, builder, val, weak) for v, val in zip(outs, values))
-    else:
-        tracers = tuple(Tracer(v, builder, None, weak) for v in outs)
-    return tracers if multiple else tracers[0]
-
-
-def eval_eqns(eqns, env: dict, values: dict | None = None) -> None:
-    """Replay `eqns` in the current context, reading and extending `env` (Var -> operand).
-
-    Source lines are preserved. `values` (an eager builder's Var -> value) lets eager replay reuse
-    the values already computed instead of recomputing them.
-    """
-    builder = _builder.get()
-    reuse = values is not None and builder is not None and builder.eager
-    for e in eqns:
-        ins = [a if isinstance(a, Lit) else env[a] for a in e.inputs]
-        pre = None
-        if reuse and all(v in values for v in e.outs):
-            pre = tuple(values[v] for v in e.outs)
-        out = bind_at(e.prim, ins, e.params, e.src, e.fwd_src, pre)
-        outs = out if e.prim.multiple_results else (out,)
-        for v, o in zip(e.outs, outs):
-            env[v] = o
-
-
-def read(env: dict, atom):
-    return atom.value if isinstance(atom, Lit) else env[atom]
-
-
-def eval_ir(ir: IR, *args) -> list:
-    """The outputs of `ir` on `args`, evaluated in the current context: recorded into the current
-    builder (so inlining a sub-IR is evaluating it), or computed with NumPy outside any trace."""
-    if len(args) != len(ir.inputs):
-        raise TypeError(f"IR takes {len(ir.inputs)} inputs, got {len(args)}")
-    env = dict(zip(ir.inputs, args))
-    env.update(ir.consts)
-    eval_eqns(ir.eqns, env)
-    return [read(env, a) for a in ir.outputs]
-
-
-# ---------------------------------------------------------------- tracing a function
-
-class ChildTrace:
-    """A function recorded in a child builder of the current context.
-
-    `ir`: inputs are the declared inputs, then one stand-in per outer tracer the function read
-    (`captured`, in the same order); `ir.consts` are the arrays it closed over. `aux` is whatever
-    the function returned beside its output leaves; in eager mode `values` maps the child's
-    variables to the values already computed.
-    """
-    __slots__ = ("ir", "captured", "aux", "values", "n_declared", "extensions")
-
-    def __init__(self, ir, captured, aux, values, n_declared, extensions):
-        self.ir, self.captured, self.aux, self.values = ir, captured, aux, values
-        self.n_declared = n_declared
-        self.extensions = extensions
-
-    def replay(self, args) -> dict:
-        """Evaluate the recorded equations in the current context on `args` (one per declared
-        input); returns the environment (Var -> operand), reusing eager values."""
-        env = dict(zip(self.ir.inputs, list(args) + list(self.captured)))
-        env.update(self.ir.consts)
-        eval_eqns(self.ir.eqns, env, self.values)
-        builder = _builder.get()
-        if builder is not None:   # what derivative rules added to equations carries over too
-            for first, (key, payload, extra) in self.extensions.items():
-                if isinstance(env.get(first), Tracer):
-                    builder.note_extension([env[first]], key, payload, [env[t.node] for t in extra])
-        return env
-
-    def closed(self, n_lead: int | None = None, keep_unused: bool = False):
-        """(IR, extras): the IR with no constants and no captures, and the operands to pass for them.
-
-        Captured tracers and closed-over arrays become explicit inputs, inserted after the first
-        `n_lead` declared inputs (default: after all of them); unless `keep_unused`, equations
-        whose results are not needed and extras nothing reads are dropped.
-        """
-        ir = self.ir
-        n_decl = self.n_declared
-        n_lead = n_decl if n_lead is None else n_lead
-        declared = list(ir.inputs[:n_decl])
-        extra_vars = list(ir.inputs[n_decl:]) + [v for v, _ in ir.consts]
-        extras = list(self.captured) + [c for _, c in ir.consts]
-        eqns = ir.eqns if keep_unused else dce(IR((), (), ir.eqns, ir.outputs)).eqns
-        if not keep_unused:
-            used = set(free_vars_used(eqns)) | {a for a in ir.outputs if isinstance(a, Var)}
-            keep = [k for k, v in enumerate(extra_vars) if v in used]
-            extra_vars = [extra_vars[k] for k in keep]
-            extras = [extras[k] for k in keep]
-        inputs = tuple(declared[:n_lead] + extra_vars + declared[n_lead:])
-        return IR(inputs, (), tuple(eqns), ir.outputs), extras
-
-
-def trace_child(fn, inputs, *, eager: bool = False, weak=None, reverse: bool = False) -> ChildTrace:
-    """Record `fn(*tracers) -> (output leaves, aux)` in a child builder of the current context.
-
-    `inputs` are avals (abstract inputs) or operands (their avals; in eager mode their values too);
-    `weak[k]` marks input k as a weakly typed Python scalar (default: operands that are Python
-    scalars or weak tracers). Output leaves may be tracers, arrays or Python scalars. `reverse`: the
-    recording will be differentiated in reverse mode (eager loops then save their residuals).
-    """
-    b = Builder(eager=eager, reverse=reverse)
-    with b:
-        ins = []
-        for k, x in enumerate(inputs):
-            if isinstance(x, Aval):
-                t = b.new_input(x)
-            else:
-                value = (x.value if isinstance(x, Tracer) else np.asarray(x)) if eager else None
-                t = b.new_input(aval_of(x), value)
-                t.weak = isinstance(x, Tracer) and x.weak or type(x) in PY_SCALARS
-            if weak is not None:
-                t.weak = bool(weak[k])
-            ins.append(t)
-        leaves, aux = fn(*ins)
-        outs = tuple(b.lift(x if isinstance(x, Tracer) or type(x) in PY_SCALARS else np.asarray(x))
-                     for x in leaves)
-    ir = IR(tuple(b.inputs) + tuple(b.capture_vars), tuple(b.consts), tuple(b.eqns), outs)
-    return ChildTrace(ir, list(b.captured), aux, b.values if eager else None, len(b.inputs),
-                      b.extensions)
+            vals[v] = val
+            tracers.append(Tracer(v, builder, val, weak))
+        return tuple(tracers)
+    return tuple([Tracer(v, builder, None, weak) for v in outs])
 
 
 def aval_of(x) -> Aval:

@@ -14,7 +14,9 @@ from .errors import user_source
 from .ir import Lit
 from .pytree import tree_flatten, tree_map, tree_unflatten
 from .staging import Staged, check_leaf, param_names
-from .trace import Tracer, aval_of, current_builder, read, trace_child
+from .staged_vjp import StagedVJP
+from .childtrace import read, trace_child
+from .trace import Tracer, _builder, aval_of, current_builder
 from .vmap import vmap_call
 
 
@@ -40,11 +42,18 @@ class _Traced:
                     check_leaf(o, f"output of {what}")
             return out_flat + aux_flat, (out_tree, aux_tree, len(out_flat))
 
-        child = trace_child(record, primals_flat, eager=current_builder().eager, reverse=reverse)
+        b = current_builder()
+        child = trace_child(record, primals_flat, eager=b.eager, reverse=reverse)
         self.ir = child.ir
         self.out_tree, self.aux_tree, self.n_out = child.aux
         self.n_in = len(primals_flat)
-        self.env = child.replay(primals_flat)
+        # At the top of eager mode nothing will differentiate what the current builder records: the
+        # recording is not inlined into it, and derivatives run on the recorded values directly.
+        self.on_values = reverse and b.final and _plain(child, primals_flat)
+        if self.on_values:
+            self.env = child.values
+        else:
+            self.env = child.replay(primals_flat)
         res = [read(self.env, a) for a in self.ir.outputs]
         self.outs, self.aux = res[:self.n_out], res[self.n_out:]
 
@@ -58,13 +67,38 @@ class _Traced:
             if isinstance(var, Lit) or ct is None:
                 continue
             out_cts[var] = ct if var not in out_cts else ops.add(out_cts[var], ct)
+        if self.on_values:             # (no_trace(), without a generator)
+            # a seed made under the eager builder (ones_like of a (1,) output) enters as its value
+            out_cts = {v: (c.value if isinstance(c, Tracer) else c) for v, c in out_cts.items()}
+            token = _builder.set(None)
+            try:
+                return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
+            finally:
+                _builder.reset(token)
         return backward_pass(self.ir.eqns, self.env, out_cts, self.ir.inputs[:self.n_in])
 
     def forward(self, tangents_flat):
         """Output tangents (None for zero) given input tangents (None for zero)."""
+        if self.on_values:
+            raise AssertionError("forward mode on a values-only recording")
         seed = {v: t for v, t in zip(self.ir.inputs, tangents_flat) if t is not None}
         tan = jvp_pass(self.ir.eqns, self.env, seed)
         return [None if isinstance(v, Lit) else tan.get(v) for v in self.out_vars()]
+
+
+_NOT_ON_VALUES = frozenset({"control", "call", "effect"})
+
+
+def _plain(child, primals_flat) -> bool:
+    """May the backward pass of this eager recording run on its values (no builder)? Not when
+    weakly typed operands are involved (NEP 50 promotion needs the tracers' weak flags) or when it
+    holds loops, custom rules or effects (their derivative rules read the builder)."""
+    if any(not isinstance(p, Tracer) or p.weak for p in primals_flat):
+        return False
+    if any(t.weak for t in child.captured):
+        return False
+    families = _NOT_ON_VALUES
+    return not any(e.prim.family in families for e in child.ir.eqns)
 
 
 def _float_leaves(leaves, names, what):
@@ -90,15 +124,14 @@ def _split_args(fun, args, argnums, what):
     single, nums = _argnums(argnums, len(args), fun)
     dyn = tuple(args[i] for i in nums)
     leaves, tree = tree_flatten(dyn)
-    names = param_names(fun)
-    leaf_names = []
-    for i in nums:
-        name = names[i] if i < len(names) else f"args[{i}]"
-        sub = tree_flatten(args[i])[0]
-        leaf_names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
-    for leaf, name in zip(leaves, leaf_names):
-        check_leaf(leaf, f"argument '{name}' of {what}")
-    _float_leaves(leaves, leaf_names, what)
+    for leaf in leaves:              # (names are worked out only to report a bad argument)
+        if not ((type(leaf) is Tracer and leaf.node.aval.dtype.kind == "f") or
+                (type(leaf) is np.ndarray and leaf.dtype.kind == "f")):
+            leaf_names = _leaf_names(fun, args, nums)
+            for x, name in zip(leaves, leaf_names):
+                check_leaf(x, f"argument '{name}' of {what}")
+            _float_leaves(leaves, leaf_names, what)
+            break
 
     def call(*dyn_args):
         full = list(args)
@@ -108,6 +141,16 @@ def _split_args(fun, args, argnums, what):
     return single, nums, leaves, tree, call
 
 
+def _leaf_names(fun, args, nums) -> list:
+    names = param_names(fun)
+    leaf_names = []
+    for i in nums:
+        name = names[i] if i < len(names) else f"args[{i}]"
+        sub = tree_flatten(args[i])[0]
+        leaf_names += [name if len(sub) == 1 else f"{name}[{j}]" for j in range(len(sub))]
+    return leaf_names
+
+
 def _zeros_for(x):
     return ops.zeros_like(x)
 
@@ -115,7 +158,7 @@ def _zeros_for(x):
 def _value_and_grad_core(fun, argnums, has_aux, args, what):
     single, nums, leaves, tree, call = _split_args(fun, args, argnums, what)
     tr = _Traced(call, leaves, tree, has_aux, getattr(fun, "__name__", "function"), reverse=True)
-    if tr.n_out != 1 or tree_unflatten(tr.out_tree, [0]) != 0:
+    if tr.n_out != 1 or tr.out_tree.nodetype is not None:       # (one leaf, not in a container)
         raise TypeError(f"{what} requires a function returning one scalar, got a "
                         f"{tr.out_tree} structure; use tg.vjp or tg.jacrev for other outputs")
     out = tr.outs[0]
@@ -135,11 +178,15 @@ def _value_and_grad_core(fun, argnums, has_aux, args, what):
     return value, g
 
 
+def _nums_key(argnums):
+    return argnums if isinstance(argnums, int) else tuple(argnums)
+
+
 def value_and_grad(fun, argnums=0, has_aux=False):
     """`(value, gradient)` of a scalar-valued `fun`; with has_aux, `((value, aux), gradient)`."""
     def core(*args):
         return _value_and_grad_core(fun, argnums, has_aux, args, "value_and_grad")
-    return Staged(core, name=f"value_and_grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+    return Staged.transform(core, fun, ("value_and_grad", _nums_key(argnums), bool(has_aux)))
 
 
 def grad(fun=None, argnums=0, has_aux=False):
@@ -150,7 +197,7 @@ def grad(fun=None, argnums=0, has_aux=False):
     def core(*args):
         value, g = _value_and_grad_core(fun, argnums, has_aux, args, "grad")
         return (g, value[1]) if has_aux else g
-    return Staged(core, name=f"grad({getattr(fun, '__name__', 'f')})", names_from=fun)
+    return Staged.transform(core, fun, ("grad", _nums_key(argnums), bool(has_aux)))
 
 
 # ---------------------------------------------------------------- vjp / jvp
@@ -177,30 +224,12 @@ def _vjp_backward(tr, leaves, tree, ct):
 
 def vjp(fun, *primals, has_aux=False):
     """`(out, vjp_fun)`; `vjp_fun(cotangent)` returns one cotangent per primal, as a tuple."""
-    b = current_builder()
-    if b is not None:
+    if current_builder() is not None:
         tr, leaves, tree = _vjp_traced(fun, primals, has_aux)
         out = tree_unflatten(tr.out_tree, tr.outs)
         fn = lambda ct: _vjp_backward(tr, leaves, tree, ct)
         return (out, fn, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else (out, fn)
-
-    def fwd(*p):
-        tr, _, _ = _vjp_traced(fun, p, has_aux)
-        out = tree_unflatten(tr.out_tree, tr.outs)
-        return (out, tree_unflatten(tr.aux_tree, tr.aux)) if has_aux else out
-
-    def bwd(p, ct):
-        tr, leaves, tree = _vjp_traced(fun, p, has_aux)
-        return _vjp_backward(tr, leaves, tree, ct)
-
-    name = getattr(fun, "__name__", "f")
-    res = Staged(fwd, name=f"vjp({name})")(*primals)
-    bwd_staged = Staged(bwd, name=f"vjp({name}).backward")
-    fn = lambda ct: bwd_staged(tuple(primals), ct)
-    if has_aux:
-        out, aux = res
-        return out, fn, aux
-    return res, fn
+    return StagedVJP(fun, has_aux, _vjp_traced, _vjp_backward)(*primals)
 
 
 def _jvp_core(fun, primals, tangents):
@@ -228,7 +257,10 @@ def jvp(fun, primals, tangents):
     """`(out, tangent_out)`: forward-mode derivative of `fun` at `primals` along `tangents`."""
     if current_builder() is not None:
         return _jvp_core(fun, primals, tangents)
-    staged = Staged(lambda p, t: _jvp_core(fun, p, t), name=f"jvp({getattr(fun, '__name__', 'f')})")
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("jvp takes primals and tangents as tuples (or lists) of arguments")
+    staged = Staged(lambda p, t: _jvp_core(fun, p, t), name=f"jvp({getattr(fun, '__name__', 'f')})",
+                    target=fun, tkey=("jvp",))
     return staged(tuple(primals), tuple(tangents))
 
 
@@ -290,14 +322,16 @@ def jacrev(fun, argnums=0):
     """Jacobian by reverse mode (the pullback vmapped over the output basis): shape
     `out.shape + in.shape`."""
     return Staged(lambda *a: _jacrev_core(fun, argnums, a),
-                  name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun)
+                  name=f"jacrev({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("jacrev", _nums_key(argnums)))
 
 
 def jacfwd(fun, argnums=0):
     """Jacobian by forward mode (the pushforward vmapped over the input basis): shape
     `out.shape + in.shape`."""
     return Staged(lambda *a: _jacfwd_core(fun, argnums, a),
-                  name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun)
+                  name=f"jacfwd({getattr(fun, '__name__', 'f')})", names_from=fun,
+                  target=fun, tkey=("jacfwd", _nums_key(argnums)))
 
 
 def hessian(fun, argnums=0):
@@ -307,19 +341,23 @@ def hessian(fun, argnums=0):
 
 # ---------------------------------------------------------------- jit, make_ir, stop_gradient
 
-def jit(fun=None, static_argnums=(), static_argnames=(), compile=None):
+def jit(fun=None, static_argnums=(), static_argnames=(), compile=None, freeze_closure=False):
     """Trace once per signature and compile into one native function; also a decorator.
 
     `compile`: "background" (the default, from TRACEGRAD_COMPILE: first calls run at once on the
     interpreter tier while native code is built in a worker process), "sync" (the first call waits
     for native code) or "never". Under tg.jit, value-dependent Python on traced values is an error.
+    Arrays the function closes over are read at every call; `freeze_closure=True` bakes them in as
+    constants instead (keyed by identity: rebinding one traces again, mutating one is not seen).
     """
     if fun is None:
-        return lambda f: jit(f, static_argnums, static_argnames, compile)
+        return lambda f: jit(f, static_argnums, static_argnames, compile, freeze_closure)
     if isinstance(fun, Staged) and not static_argnums and not static_argnames:
         return Staged(fun.fun, fun.static_argnums, fun.static_argnames, fun.name,
-                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True)
-    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True)
+                      names_from=fun.__wrapped__, compile=compile or fun.compile, explicit=True,
+                      target=fun.target, tkey=fun.tkey, freeze_closure=freeze_closure)
+    return Staged(fun, static_argnums, static_argnames, compile=compile, explicit=True,
+                  freeze_closure=freeze_closure)
 
 
 def make_ir(fun, static_argnums=()):
@@ -327,9 +365,7 @@ def make_ir(fun, static_argnums=()):
     staged = fun if isinstance(fun, Staged) else Staged(fun, static_argnums)
 
     def build(*args, **kwargs):
-        sig = staged._signature(args, kwargs)
-        entry = staged._cache.get(sig.key)
-        return entry.ir if entry is not None and entry.ir is not None else staged.trace_ir(sig)[0]
+        return staged.ir_for(args, kwargs)
     return build
 
 

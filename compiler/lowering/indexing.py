@@ -1,9 +1,11 @@
 """gather and scatter as loops over the index batch (their index arithmetic is static; traced indices
-are bounds-checked and wrapped per element)."""
+are bounds-checked and wrapped per element); slice_start as CPython's slice adjustment per bound
+pair, raising the impl's IndexError."""
 from __future__ import annotations
 
 
 from tracegrad import primitives as P
+from tracegrad.errors import slice_length_message
 
 from .. import layout, loops
 from ..rules import LOWERINGS, Block, wrap_int
@@ -108,5 +110,46 @@ def _scatter(ctx, eqn):
     _index_loop(ctx, idx, out.aval.shape, axes, body)
 
 
+def _slice_start(ctx, eqn):
+    start, stop = eqn.inputs
+    (out,) = eqn.outs
+    size, length, step = eqn.params["size"], eqn.params["length"], eqn.params["step"]
+    axis, src = eqn.params["axis"], eqn.params["src"]
+    ob, oo = ctx.new_buffer(out)
+    n = out.aval.size
+    if n == 0:
+        return
+    g = ctx.fresh("g")
+    if n == 1:
+        bound = [lambda a=a: ctx.scalar(a) for a in (start, stop)]
+    else:
+        flats = [ctx.flat(ctx.access(a)) for a in (start, stop)]
+        bound = [lambda buf=buf, off=off: f"{buf}[{_sum(off, g)}]" for buf, off, _ in flats]
+        ctx.line(f"for {g} in range({n}):")
+        ctx.indent += 1
+    s, e, a, b, k = (ctx.fresh(c) for c in "seabk")
+    ctx.line(f"{s} = {bound[0]()}")
+    ctx.line(f"{e} = {bound[1]()}")
+    lo, hi = (-1, size - 1) if step < 0 else (0, size)
+    for raw, adj in ((s, a), (e, b)):        # CPython's PySlice_AdjustIndices
+        ctx.line(f"{adj} = min(max({raw} + {size} if {raw} < 0 else {raw}, {lo}), {hi})")
+    if step == 1:
+        ctx.line(f"{k} = {b} - {a} if {b} > {a} else 0")
+    elif step > 0:
+        ctx.line(f"{k} = ({b} - {a} - 1) // {step} + 1 if {b} > {a} else 0")
+    else:
+        ctx.line(f"{k} = ({a} - {b} - 1) // {-step} + 1 if {a} > {b} else 0")
+    # the impl's message (tracegrad.errors.slice_length_message), built at run time
+    text = slice_length_message("\0", "\1", "\2", size=size, length=length, step=step, axis=axis, src=src)
+    pieces = text.replace("\1", "\0").replace("\2", "\0").split("\0")
+    msg = " + ".join(f"{p!r} + str({v})" for p, v in zip(pieces, (s, e, k))) + f" + {pieces[-1]!r}"
+    ctx.line(f"if {k} != {length}:")
+    ctx.line(f"    raise IndexError({msg})")
+    ctx.line(f"{ob}[{_sum(oo, g if n > 1 else '')}] = {a}")
+    if n > 1:
+        ctx.indent -= 1
+
+
 LOWERINGS[P.gather_p] = Block(_gather)
 LOWERINGS[P.scatter_p] = Block(_scatter)
+LOWERINGS[P.slice_start_p] = Block(_slice_start)

@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from ..errors import TracerError, user_source
-from ..trace import Tracer
+from ..errors import TracerError, caller_source, user_source
+from ..trace import Tracer, _source, bind_at
 
 FUNCTIONS: dict = {}    # numpy callable -> tracegrad implementation
 UFUNCS: dict = {}       # numpy ufunc -> tracegrad implementation
@@ -53,9 +53,7 @@ def numpy_function(*np_funcs, name=None):
             try:
                 return _strong(impl(*args, **kwargs))
             except (ValueError, TypeError, IndexError) as e:
-                if isinstance(e, TracerError) or _LINE_MARK in str(e):
-                    raise
-                raise _with_line(e, name or impl.__name__) from None
+                raise_with_line(e, name or impl.__name__)
         if name:
             wrapper.__name__ = name
         wrapper.__doc__ = (impl.__doc__ or "") or (f"Traceable numpy.{reference.__name__}."
@@ -73,9 +71,16 @@ def numpy_function(*np_funcs, name=None):
 _LINE_MARK = "\n  at "
 
 
+def raise_with_line(e: Exception, fname: str):
+    """Re-raise `e` (being handled) named by `fname` and the user's line, unless it says them."""
+    if isinstance(e, TracerError) or _LINE_MARK in str(e):
+        raise e
+    raise _with_line(e, fname) from None
+
+
 def _with_line(e: Exception, fname: str) -> Exception:
     """The same exception type, its message prefixed by the function and suffixed by the user's line."""
-    msg = f"{fname}: {e}{_LINE_MARK}{user_source(3)}"
+    msg = f"{fname}: {e}{_LINE_MARK}{user_source(4)}"
     try:
         return type(e)(msg)
     except Exception:
@@ -90,6 +95,33 @@ def _np_name(func) -> str:
     return f"{mod}.{getattr(func, '__name__', func)}"
 
 
+def direct(prim, operands):
+    """The fast path of a ufunc (or operator) that is one primitive on its cast operands: strong
+    float tracers of one dtype, with Python floats (NEP 50: cast to that dtype), need no cast and no
+    loop resolution. None when the operands are anything else (the full implementation decides)."""
+    dt = None
+    for x in operands:
+        if type(x) is Tracer:
+            if x.weak:
+                return None
+            d = x.node.aval.dtype
+            if dt is None:
+                dt = d
+            elif d is not dt:
+                return None
+        elif type(x) is not float:
+            return None
+    if dt is None or dt.kind != "f":
+        return None
+    if len(operands) == 2:
+        x, y = operands
+        operands = (dt.type(x) if type(x) is float else x, dt.type(y) if type(y) is float else y)
+    src = _source.get()      # (the user's line: two frames up, the caller of the operator or ufunc)
+    if src is None:
+        return bind_at(prim, operands, {}, caller_source(3), None)
+    return bind_at(prim, operands, {}, src[0], src[1])
+
+
 def array_function(self, func, types, args, kwargs):
     impl = FUNCTIONS.get(func)
     if impl is None:
@@ -97,7 +129,18 @@ def array_function(self, func, types, args, kwargs):
             f"{_np_name(func)} is not supported on traced values by tracegrad (no rule), called at "
             f"{user_source(3)}. Use a tracegrad.numpy function that is, or wrap NumPy code in "
             f"tg.pure_callback.")
-    return impl(*args, **kwargs)
+    if _source.get() is not None:
+        return impl(*args, **kwargs)
+    # A traced operand is certain here: the implementation directly (with the wrapper's errors),
+    # its equations attributed to the caller's line, found once (NumPy's dispatch is C: the caller
+    # is one frame up; none of these functions calls back into user code).
+    token = _source.set((caller_source(2), None))
+    try:
+        return _strong(impl._tracegrad_impl(*args, **kwargs))
+    except (ValueError, TypeError, IndexError) as e:
+        raise_with_line(e, impl.__name__)
+    finally:
+        _source.reset(token)
 
 
 def _register_scipy() -> bool:
@@ -126,7 +169,16 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
         if kwargs:
             raise NotImplementedError(f"numpy.{ufunc.__name__} keyword(s) {sorted(kwargs)} are not "
                                       f"supported on traced values (at {user_source(3)})")
-        return impl(*inputs)
+        prim = getattr(impl, "_tracegrad_prim", None)
+        if prim is not None:
+            out = direct(prim, inputs)
+            if out is not None:
+                return out
+        # (a traced operand is certain here: the implementation directly, with the wrapper's errors)
+        try:
+            return _strong(impl._tracegrad_impl(*inputs))
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, ufunc.__name__)
     if method == "reduce":
         reducer = UFUNC_REDUCERS.get(ufunc)
         if reducer is not None:

@@ -5,7 +5,8 @@ from ..errors import TracerError, user_source
 from ..trace import PY_SCALARS, Tracer
 from . import contractions, creation, cumulative, elementwise as ew, indexing, products
 from . import rearranging, reductions as red, shapes, sorting
-from ._dispatch import array_function, array_ufunc
+from .. import primitives as P
+from ._dispatch import _strong, array_function, array_ufunc, direct, raise_with_line
 
 
 
@@ -22,9 +23,35 @@ def _python_arithmetic(out, *operands):
     return out
 
 
-def _binary(fn):
-    return ((lambda self, other: _python_arithmetic(fn(self, other), self, other)),
-            (lambda self, other: _python_arithmetic(fn(other, self), self, other)))
+def _binary(fn, prim=None):
+    # The operator calls the implementation directly (its operand is a tracer: the NumPy fallback
+    # and the re-marking of weak results of the wrapper are not needed), keeping the wrapper's
+    # error messages; only a weak left operand can give a weak (Python-arithmetic) result. With
+    # `prim`, float operands of one dtype bind it at once (_dispatch.direct).
+    impl, name = fn._tracegrad_impl, fn.__name__
+
+    def fwd(self, other):
+        if prim is not None:
+            out = direct(prim, (self, other))
+            if out is not None:
+                return out
+        try:
+            out = impl(self, other)
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, name)
+        return _python_arithmetic(out, self, other) if self.weak else _strong(out)
+
+    def rev(self, other):
+        if prim is not None:
+            out = direct(prim, (other, self))
+            if out is not None:
+                return out
+        try:
+            out = impl(other, self)
+        except (ValueError, TypeError, IndexError) as e:
+            raise_with_line(e, name)
+        return _python_arithmetic(out, self, other) if self.weak else _strong(out)
+    return fwd, rev
 
 
 def _unary(fn):
@@ -47,8 +74,9 @@ def _install():
              "floordiv": ew.floor_divide, "mod": ew.remainder, "pow": ew.power,
              "matmul": products.matmul, "and": ew.bitwise_and, "or": ew.bitwise_or,
              "xor": ew.bitwise_xor}
+    fast = {"add": P.add_p, "sub": P.sub_p, "mul": P.mul_p, "truediv": P.div_p}
     for name, fn in pairs.items():
-        fwd, rev = _binary(fn)
+        fwd, rev = _binary(fn, fast.get(name))
         setattr(T, f"__{name}__", fwd)
         setattr(T, f"__r{name}__", rev)
     for name, fn in {"lt": ew.less, "le": ew.less_equal, "gt": ew.greater, "ge": ew.greater_equal,

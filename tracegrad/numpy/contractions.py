@@ -146,7 +146,7 @@ def einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="
                                  "but no '...' ellipsis provided to broadcast the extra dimensions.")
             out_labels = list(out_spec)
         if len(set(out_labels)) != len(out_labels):
-            raise ValueError(f"einstein sum subscripts string includes output subscript more than once")
+            raise ValueError("einstein sum subscripts string includes output subscript more than once")
         known = {l for ls in labels for l in ls}
         for l in out_labels:
             if l not in known and isinstance(l, str):

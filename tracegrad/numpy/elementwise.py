@@ -23,11 +23,27 @@ def _ufunc(ufunc, build):
         return build(*ops.ufunc_operands(ufunc, *xs))
     impl.__name__ = ufunc.__name__
     impl.__doc__ = f"Traceable numpy.{ufunc.__name__}."
-    return numpy_function(ufunc)(impl)
+    wrapper = numpy_function(ufunc)(impl)
+    wrapper._tracegrad_prim = getattr(build, "prim", None) if _float_loops(ufunc) else None
+    return wrapper
+
+
+def _float_loops(ufunc) -> bool:
+    """Does `ufunc` compute float operands of one dtype in that dtype (no cast: _dispatch.direct)?"""
+    for dt in (np.float16, np.float32, np.float64):
+        d = np.dtype(dt)
+        try:
+            if ufunc.resolve_dtypes((d,) * ufunc.nin + (None,) * ufunc.nout)[:ufunc.nin] != (d,) * ufunc.nin:
+                return False
+        except TypeError:
+            return False
+    return True
 
 
 def _prim(prim):
-    return lambda *xs: ops.bind(prim, *xs) if len(xs) > 1 else ops.unary(prim, xs[0])
+    fn = lambda *xs: ops.bind(prim, *xs) if len(xs) > 1 else ops.unary(prim, xs[0])   # noqa: E731
+    fn.prim = prim     # one primitive on the cast operands: float operands of one dtype need no cast
+    return fn
 
 
 def _float_const(x, value):

@@ -15,10 +15,19 @@ run (IndexError in eager mode and in the interpreter; the compiled lowering must
 Boolean masks select a data-dependent number of elements: they work when the mask's value is known
 (NumPy constants, eager mode); a traced mask under compilation raises TracerError pointing to
 `tnp.where`.
+
+A slice whose bounds are traced integer scalars, `x[i * bs:(i + 1) * bs]`, works when its length is
+static: the bounds are a constant apart (`tracegrad.affine` reads that off the recorded integer
+arithmetic). It is taken first, along its own axis, as a gather at indices computed at run time
+(`ops_indexing.dynamic_slice_indices`, which checks that NumPy would select exactly that many
+elements: IndexError otherwise); the rest of the key then applies to the result, and an update
+writes the slab back with a `scatter`. A slice whose length depends on a traced value (`x[:i]`)
+raises TracerError while tracing.
 """
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -298,11 +307,103 @@ def advanced_getitem(x, key):
     return _plan_for(x, key).apply(x)
 
 
+# ---------------------------------------------------------------- slices with traced bounds
+
+def _is_traced_slice(k) -> bool:
+    return isinstance(k, slice) and any(isinstance(b, Tracer) and b.value is None
+                                        for b in (k.start, k.stop, k.step))
+
+
+def _n_axes(k) -> int:
+    """How many of the array's axes the key entry `k` indexes (Ellipsis: none of its own)."""
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, (Tracer, np.ndarray)):
+        return k.ndim if k.dtype.kind == "b" else 1
+    if isinstance(k, (list, tuple)) and not any(isinstance(e, Tracer) for e in _flat(k)):
+        arr = np.asarray(k)
+        return arr.ndim if arr.dtype.kind == "b" else 1
+    return 1
+
+
+def _split_traced_slices(x, key):
+    """([(axis, slice)] for the slices of `key` with traced bounds, the key with `:` in their place)."""
+    nd = ops.ndim_of(x)
+    counts = [_n_axes(k) for k in key]
+    if builtins.sum(k is Ellipsis for k in key) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    total = builtins.sum(counts)
+    if total > nd:
+        raise IndexError(f"too many indices for array: array is {nd}-dimensional, but {total} were indexed")
+    found, rest, axis = [], list(key), 0
+    for pos, (k, c) in enumerate(zip(key, counts)):
+        if k is Ellipsis:
+            axis += nd - total
+        elif _is_traced_slice(k):
+            found.append((axis, k))
+            rest[pos] = slice(None)
+        axis += c
+    return found, tuple(rest)
+
+
+def _describe_bound(b) -> str:
+    return "" if b is None else f"<traced {b.aval}>" if isinstance(b, Tracer) else str(b)
+
+
+def _static_bound(b, src):
+    if b is None or (isinstance(b, Tracer) and b.value is None):
+        if isinstance(b, Tracer) and (b.ndim or b.dtype.kind not in "iu"):
+            what = "only integer scalar arrays can be converted to a scalar index" if b.ndim else \
+                "slice indices must be integers or None or have an __index__ method"
+            raise TypeError(f"{what} (got a traced {b.aval}){_LINE_MARK}{src}")
+        return b
+    return operator.index(b)
+
+
+def _traced_slice_indices(x, axis, k, src):
+    """The gather indices of the slice `k` with traced bounds along `axis` (module docstring)."""
+    step = 1 if k.step is None else k.step
+    if isinstance(step, Tracer) and step.value is None:
+        raise TracerError(
+            f"a slice step that is a traced value {step.aval} at {src}: the step must be known while "
+            f"the function is being compiled (a Python int). Mark the argument with static_argnums, "
+            f"or run in eager mode (tg.eager()).")
+    step = operator.index(step)
+    if step == 0:
+        raise ValueError("slice step cannot be zero")
+    start, stop = _static_bound(k.start, src), _static_bound(k.stop, src)
+    size = ops.shape_of(x)[axis]
+    static = ops_indexing.slice_length(start, stop, step, size)
+    if static is None:
+        text = f"{_describe_bound(k.start)}:{_describe_bound(k.stop)}" + ("" if step == 1 else f":{step}")
+        raise TracerError(
+            f"slicing [{text}] along axis {axis} at {src}: the slice's length depends on a traced "
+            f"value, so the shape of the result is not known while the function is being compiled. "
+            f"Give the slice a static length, x[i:i + n] with n a Python int (bounds a constant apart "
+            f"may both be traced), mark the argument with static_argnums, or run in eager mode "
+            f"(tg.eager()).")
+    length, start, stop = static
+    return ops_indexing.dynamic_slice_indices(size, axis, start, stop, step, length, src)
+
+
+def _traced_slices_getitem(x, key):
+    found, rest = _split_traced_slices(x, key)
+    src = user_source()
+    for axis, k in found:
+        idx = _traced_slice_indices(x, axis, k, src)
+        x = ops_indexing.front_to_axis(ops_indexing.gather(x, idx, (axis,)), axis)
+    return getitem(x, rest)
+
+
 # ---------------------------------------------------------------- basic indexing
 
 def getitem(x, key):
-    """Basic indexing: ints, slices (any step), None/newaxis and Ellipsis."""
+    """Basic indexing: ints, slices (any step; traced bounds of static length too), None/newaxis
+    and Ellipsis."""
     key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if _is_traced_slice(k):
+            return _traced_slices_getitem(x, key)
     for k in key:
         if not (k is None or k is Ellipsis or isinstance(k, slice) or _is_int(k)):
             if isinstance(k, Tracer) or isinstance(k, (list, tuple, np.ndarray)):
@@ -374,23 +475,48 @@ class _AtIndex:
     def _values(self, plan, v):
         return ops.broadcast_to(ops.as_dtype(v, ops.dtype_of(self.x)), plan.out_shape)
 
+    def _traced_slices(self) -> bool:
+        key = self.key if isinstance(self.key, tuple) else (self.key,)
+        return any(_is_traced_slice(k) for k in key)
+
+    def _through_slab(self, method, values):
+        """The update of a key holding a slice with traced bounds: the slab that slice selects is
+        gathered, updated with the rest of the key, and written back (its positions are distinct)."""
+        key = self.key if isinstance(self.key, tuple) else (self.key,)
+        found, _ = _split_traced_slices(self.x, key)
+        axis, k = found[0]
+        rest = list(key)
+        rest[next(p for p, e in enumerate(key) if e is k)] = slice(None)
+        idx = _traced_slice_indices(self.x, axis, k, user_source())
+        slab = ops_indexing.front_to_axis(ops_indexing.gather(self.x, idx, (axis,)), axis)
+        new = getattr(_AtIndex(slab, tuple(rest)), method)(values)
+        return ops_indexing.scatter(self.x, idx, ops_indexing.axis_to_front(new, axis), (axis,), "set")
+
     def get(self):
         """`x[idx]`."""
+        if self._traced_slices():
+            return getitem(self.x, self.key)
         return self._plan().apply(self.x)
 
     def set(self, values):
         """A copy of x with x[idx] = values (for repeated indices the last value wins)."""
+        if self._traced_slices():
+            return self._through_slab("set", values)
         plan = self._plan()
         placed = plan.scatter_back(self._values(plan, values), "set", 0)
         return ops.select(plan.hit_mask(), placed, self.x)
 
     def add(self, values):
         """A copy of x with values added at idx (repeated indices accumulate, as np.add.at)."""
+        if self._traced_slices():
+            return self._through_slab("add", values)
         plan = self._plan()
         return ops.add(self.x, plan.scatter_back(self._values(plan, values), "add", 0))
 
     def multiply(self, values):
         """A copy of x with x[idx] multiplied by values (repeated indices multiply in turn)."""
+        if self._traced_slices():
+            return self._through_slab("multiply", values)
         plan = self._plan()
         return ops.mul(self.x, plan.scatter_back(self._values(plan, values), "mul", 1))
 
@@ -461,7 +587,7 @@ def take_along_axis(arr, indices, axis=-1):
         raise IndexError("`indices` must be an integer array")
     if axis is None:
         if ops.ndim_of(idx) != 1:
-            raise ValueError(f"when axis=None, `indices` must have a single dimension.")
+            raise ValueError("when axis=None, `indices` must have a single dimension.")
         arr = ops.reshape(arr, (int(np.prod(ops.shape_of(arr), dtype=np.int64)),))
         axis = 0
     (axis,) = ops.normalize_axes(axis, ops.ndim_of(arr))

@@ -11,7 +11,8 @@ such a position the plain-NumPy spelling used to fail with "np.asarray() of a tr
   np.pad(..., constant_values)  only `array` is dispatched on
   np.nan_to_num(x, nan=...)     only `x` is dispatched on
   ndarray[key]                  a NumPy array indexed with traced (integer) arrays, e.g. a constant
-                                image gathered at indices computed from traced velocities
+                                image gathered at indices computed from traced velocities, or
+                                sliced with traced bounds (a minibatch `data[i * bs:(i + 1) * bs]`)
   ndarray.dot(b), .take(idx)    the method spellings of np.dot / np.take on a NumPy array
 While a trace is open (patching.py) these names in `numpy` are tracegrad's registered functions,
 which call NumPy's own when no argument is traced, the two methods do the same, and `ndarray`'s
@@ -38,6 +39,8 @@ def _holds_tracer(key) -> bool:
         return True
     if isinstance(key, (tuple, list)):
         return any(_holds_tracer(k) for k in key)
+    if isinstance(key, slice):           # x[i * bs:(i + 1) * bs]
+        return any(isinstance(b, Tracer) for b in (key.start, key.stop, key.step))
     return False
 
 

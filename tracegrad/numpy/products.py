@@ -27,7 +27,7 @@ def matmul(a, b):
     if sa2[-1] != sb2[-2]:
         raise _shape_error("matmul", a, b)
     try:
-        batch = tuple(np.broadcast_shapes(sa2[:-2], sb2[:-2]))
+        batch = () if len(sa2) == len(sb2) == 2 else tuple(np.broadcast_shapes(sa2[:-2], sb2[:-2]))
     except ValueError:
         raise _shape_error("matmul", a, b) from None
     if sa2[:-2] != batch:

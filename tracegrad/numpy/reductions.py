@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import builtins
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -103,7 +105,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     dt = np.dtype(dtype) if dtype is not None else (
         ops.dtype_of(a) if ops.dtype_of(a).kind == "f" else np.dtype(np.float64))
     x = ops.as_dtype(a, dt)
-    n = int(np.prod([a.shape[i] for i in axes], dtype=np.int64))
+    n = math.prod([a.shape[i] for i in axes])
     s = ops.reduce(P.reduce_sum_p, x, axes)
     y = ops.div(s, np.asarray(n, dt)[()]) if n else ops.mul(s, np.asarray(np.nan, dt)[()])
     return _finish(y, x, axes, keepdims)

@@ -18,7 +18,8 @@ from ..ir import IR, Aval, Lit, Var
 from ..primitives import checkpoint_p, cond_p, scan_p, while_p
 from ..config import anomaly_enabled
 from ..interpret import runner
-from ..trace import Tracer, bind, eval_eqns, no_trace, read
+from ..childtrace import eval_eqns, read
+from ..trace import Tracer, bind, no_trace
 from .common import defimpl, defjvp, defshape, defvjp
 
 

@@ -23,7 +23,8 @@ from ..ir import Lit, Var
 from ..primitives import callback_p, custom_jvp_call_p, custom_vjp_call_p
 from ..config import anomaly_enabled
 from ..interpret import runner
-from ..trace import _source, eval_eqns, no_trace
+from ..childtrace import eval_eqns
+from ..trace import _source, no_trace
 from .common import defimpl, defjvp, defshape, defvjp
 
 

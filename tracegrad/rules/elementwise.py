@@ -19,8 +19,11 @@ from .common import defimpl, defjvp, defshape, defvjp, elementwise_shape, same_d
 def _partials(prim, *partials):
     """Register VJP and JVP from partial derivatives `d_i(*inputs, out)` (None: no gradient)."""
 
-    def vjp(ct, *args, out, **params):
-        return tuple(None if d is None else ops.mul(ct, d(*args, out, **params)) for d in partials)
+    def vjp(ct, *args, out, active=None, **params):
+        # (`active`: autodiff says which inputs need a cotangent; the others are not computed)
+        return tuple(None if d is None or (active is not None and not active[i])
+                     else ops.mul(ct, d(*args, out, **params)) for i, d in enumerate(partials))
+    vjp.accepts_active = True
 
     def jvp(tangents, *args, out, **params):
         total = None
@@ -38,8 +41,10 @@ def _partials(prim, *partials):
 def _linear(prim, *signs):
     """Primitives linear in each input with coefficient +1/-1 (add, sub, neg)."""
 
-    def vjp(ct, *args, out, **params):
-        return tuple(ct if s > 0 else ops.neg(ct) for s in signs)
+    def vjp(ct, *args, out, active=None, **params):
+        return tuple(None if active is not None and not active[i] else ct if s > 0 else ops.neg(ct)
+                     for i, s in enumerate(signs))
+    vjp.accepts_active = True
 
     def jvp(tangents, *args, out, **params):
         total = None

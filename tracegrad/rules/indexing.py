@@ -1,4 +1,4 @@
-"""Rules for `gather` and `scatter` (semantics: docs/primitives.md).
+"""Rules for `gather`, `scatter` and `slice_start` (semantics: docs/primitives.md).
 
 gather's VJP is scatter-add into zeros and its JVP is gather of the tangent. scatter's derivatives
 depend on the mode: "add" is linear; "set" is linear too, and only the update that wins a position
@@ -12,6 +12,7 @@ import numpy as np
 from .. import ops
 from .. import ops_indexing
 from .. import primitives as P
+from ..errors import slice_length_message
 from ..ir import Aval
 from .common import defimpl, defjvp, defshape, defvjp, fmt_shape, same_dtype
 
@@ -104,6 +105,60 @@ defimpl(P.gather_p, _gather_impl)
 defshape(P.gather_p, _gather_shape)
 defimpl(P.scatter_p, _scatter_impl)
 defshape(P.scatter_p, _scatter_shape)
+
+
+# ---------------------------------------------------------------- slice_start
+
+def slice_bounds(start, stop, step, size):
+    """(first index, length) of NumPy's `start:stop:step` on an axis of `size`, elementwise over
+    int64 arrays: CPython's slice adjustment (a negative bound counts from the end, then both are
+    clipped to the axis)."""
+    lo, hi = (-1, size - 1) if step < 0 else (0, size)
+
+    def adjust(v):
+        w = np.where(v < 0, v + size, v)
+        return np.where(w < 0, lo, np.where(w >= size, hi, w))
+
+    first, last = adjust(start), adjust(stop)
+    if step > 0:
+        n = np.where(last > first, (last - first - 1) // step + 1, 0)
+    else:
+        n = np.where(first > last, (first - last - 1) // -step + 1, 0)
+    return first, n
+
+
+def _slice_start_shape(start, stop, *, size, length, step, axis, src):
+    for a in (start, stop):
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"slice bounds must be integers, got {a.dtype}")
+    if start.shape != stop.shape:
+        raise ValueError(f"slice bounds of shapes {fmt_shape(start.shape)} and {fmt_shape(stop.shape)} "
+                         f"differ")
+    if not step or size < 0 or length < 0:
+        raise ValueError(f"bad slice_start parameters size={size} length={length} step={step}")
+    return Aval(start.shape, np.dtype(np.int64))
+
+
+def _slice_start_impl(start, stop, *, size, length, step, axis, src):
+    start, stop = np.asarray(start, np.int64), np.asarray(stop, np.int64)
+    where = dict(size=size, length=length, step=step, axis=axis, src=src)
+    if start.ndim == 0:          # (the usual case: Python's own slice arithmetic)
+        s, e = int(start), int(stop)
+        first, last, _ = slice(s, e, step).indices(size)
+        n = len(range(first, last, step))
+        if n != length:
+            raise IndexError(slice_length_message(s, e, n, **where))
+        return np.asarray(first, np.int64)
+    first, n = slice_bounds(start, stop, step, size)
+    bad = n != length
+    if bad.any():
+        pos = tuple(np.argwhere(bad)[0])
+        raise IndexError(slice_length_message(int(start[pos]), int(stop[pos]), int(n[pos]), **where))
+    return first.astype(np.int64)
+
+
+defimpl(P.slice_start_p, _slice_start_impl)
+defshape(P.slice_start_p, _slice_start_shape)
 
 
 # ---------------------------------------------------------------- gather derivatives

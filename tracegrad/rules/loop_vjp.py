@@ -30,7 +30,8 @@ from ..autodiff import backward_pass
 from ..bodies import INDEX, copy_ir, trace_closed
 from ..ir import IR, Aval, Var, dce
 from ..primitives import scan_p, while_p
-from ..trace import Tracer, bind, current_builder, eval_eqns, eval_ir, read, trace_child
+from ..childtrace import eval_eqns, eval_ir, read, trace_child
+from ..trace import Tracer, bind, current_builder
 from .common import defvjp
 from .control import wants
 

@@ -1,6 +1,8 @@
 """Reduction primitives: impl, shape, VJP, JVP. `axes` is a sorted tuple; reduced axes are dropped."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import ops
@@ -29,10 +31,11 @@ def _minmax_shape(name):
     return rule
 
 
-defimpl(P.reduce_sum_p, lambda x, *, axes: np.sum(x, axis=axes, dtype=x.dtype))
-defimpl(P.reduce_prod_p, lambda x, *, axes: np.prod(x, axis=axes, dtype=x.dtype))
-defimpl(P.reduce_max_p, lambda x, *, axes: np.max(x, axis=axes))
-defimpl(P.reduce_min_p, lambda x, *, axes: np.min(x, axis=axes))
+# (the ufuncs' reduce: what np.sum/np.prod/np.max/np.min call, without their Python wrappers)
+defimpl(P.reduce_sum_p, lambda x, *, axes: np.add.reduce(x, axis=axes, dtype=x.dtype))
+defimpl(P.reduce_prod_p, lambda x, *, axes: np.multiply.reduce(x, axis=axes, dtype=x.dtype))
+defimpl(P.reduce_max_p, lambda x, *, axes: np.maximum.reduce(x, axis=axes))
+defimpl(P.reduce_min_p, lambda x, *, axes: np.minimum.reduce(x, axis=axes))
 defimpl(P.reduce_and_p, lambda x, *, axes: np.all(x, axis=axes))
 defimpl(P.reduce_or_p, lambda x, *, axes: np.any(x, axis=axes))
 defshape(P.reduce_sum_p, _reduce_shape)
@@ -92,7 +95,7 @@ def _prod_of_others(x, axes):
     perm = keep + list(axes)
     xt = ops.transpose(x, perm)
     lead = tuple(x.shape[a] for a in keep)
-    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    n = math.prod([x.shape[a] for a in axes])
     flat = ops.reshape(xt, lead + (n,))
     eye = np.eye(n, dtype=bool)
     tiled = ops.broadcast_to(ops.reshape(flat, lead + (1, n)), lead + (n, n))

@@ -1,6 +1,9 @@
 """Structural primitives: reshape, broadcast_to, transpose, slice, pad, concatenate, rev, dot_general."""
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from .. import ops
@@ -39,7 +42,15 @@ def _broadcast_shape(x, *, shape):
     return Aval(shape, x.dtype)
 
 
-defimpl(P.broadcast_to_p, lambda x, *, shape: np.broadcast_to(x, shape))
+def _broadcast_impl(x, *, shape):
+    # A scalar spread over a small shape: a filled array (np.broadcast_to costs microseconds);
+    # otherwise the read-only broadcast view.
+    if np.ndim(x) == 0 and math.prod(shape) <= 1024:
+        return np.full(shape, x, dtype=np.asarray(x).dtype)
+    return np.broadcast_to(x, shape)
+
+
+defimpl(P.broadcast_to_p, _broadcast_impl)
 defshape(P.broadcast_to_p, _broadcast_shape)
 defvjp(P.broadcast_to_p, lambda ct, x, *, out, shape: (ops.sum_to_shape(ct, x.shape),))
 defjvp(P.broadcast_to_p, lambda tangents, x, *, out, shape: ops.broadcast_to(tangents[0], shape))
@@ -196,6 +207,7 @@ defjvp(P.rev_p, lambda tangents, x, *, out, axes: ops.rev(tangents[0], axes))
 
 # ---------------------------------------------------------------- dot_general
 
+@functools.lru_cache(maxsize=1024)
 def dot_dims(x_ndim, y_ndim, contract, batch):
     """(x_free, y_free) axes of a dot_general, in order."""
     (xc, yc), (xb, yb) = contract, batch
@@ -224,11 +236,13 @@ def _dot_shape(x, y, *, contract, batch):
 def dot_general_impl(x, y, *, contract, batch):
     """Batched matrix product: move to (batch, free, contract) x (batch, contract, free); BLAS."""
     (xc, yc), (xb, yb) = contract, batch
+    if not xb and x.ndim == 2 and y.ndim == 2 and len(xc) == 1:     # a plain matrix product
+        return (x if xc[0] == 1 else x.T) @ (y if yc[0] == 0 else y.T)
     x_free, y_free = dot_dims(x.ndim, y.ndim, contract, batch)
-    B = int(np.prod([x.shape[a] for a in xb], dtype=np.int64))
-    M = int(np.prod([x.shape[a] for a in x_free], dtype=np.int64))
-    K = int(np.prod([x.shape[a] for a in xc], dtype=np.int64))
-    N = int(np.prod([y.shape[a] for a in y_free], dtype=np.int64))
+    B = math.prod([x.shape[a] for a in xb])       # (math.prod: np.prod costs microseconds here)
+    M = math.prod([x.shape[a] for a in x_free])
+    K = math.prod([x.shape[a] for a in xc])
+    N = math.prod([y.shape[a] for a in y_free])
     x3 = np.transpose(x, xb + x_free + xc).reshape(B, M, K)
     y3 = np.transpose(y, yb + yc + y_free).reshape(B, K, N)
     out = np.matmul(x3, y3)
@@ -245,22 +259,25 @@ def _dot_transpose_lhs(ct, x_ndim, y, contract, batch, swap=False):
     x_free, y_free = dot_dims(x_ndim, y.ndim, (xc, yc), (xb, yb))
     nb = len(xb)
     if swap:   # ct dims: batch, y_free(=the "other" free, first), x_free(ours, second)
-        ours = tuple(range(nb + len(y_free), nb + len(y_free) + len(x_free)))
         theirs = tuple(range(nb, nb + len(y_free)))
     else:
-        ours = tuple(range(nb, nb + len(x_free)))
         theirs = tuple(range(nb + len(x_free), nb + len(x_free) + len(y_free)))
     res = ops.dot_general(ct, y, contract=(theirs, y_free), batch=(tuple(range(nb)), yb))
     # res dims: batch, ours (x_free), y's leftover = its contract axes in increasing order
-    order = np.argsort(yc)
+    order = sorted(range(len(yc)), key=yc.__getitem__)     # (np.argsort: microseconds)
     x_axes = list(xb) + list(x_free) + [xc[i] for i in order]
     return ops.transpose(res, _inverse_perm(x_axes))
 
 
-def _dot_vjp(ct, x, y, *, out, contract, batch):
-    ct_x = _dot_transpose_lhs(ct, x.ndim, y, contract, batch)
-    ct_y = _dot_transpose_lhs(ct, y.ndim, x, contract, batch, swap=True)
+def _dot_vjp(ct, x, y, *, out, contract, batch, active=None):
+    # (`active`: autodiff says which operands need a cotangent; the others are not computed)
+    ct_x = _dot_transpose_lhs(ct, x.ndim, y, contract, batch) if active is None or active[0] else None
+    ct_y = _dot_transpose_lhs(ct, y.ndim, x, contract, batch, swap=True) \
+        if active is None or active[1] else None
     return (ct_x, ct_y)
+
+
+_dot_vjp.accepts_active = True
 
 
 def _dot_jvp(tangents, x, y, *, out, contract, batch):

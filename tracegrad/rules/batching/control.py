@@ -30,7 +30,8 @@ from ...bodies import INDEX, merge_extras, trace_closed
 from ...ir import Aval, Var
 from ...ops_indexing import gather
 from ...primitives import checkpoint_p, cond_p, scan_p, while_p
-from ...trace import aval_of, bind, eval_ir, read
+from ...childtrace import eval_ir, read
+from ...trace import aval_of, bind
 from ..loop_vjp import bind_loop
 
 
@@ -199,7 +200,6 @@ def _while(args, dims, *, cond, body, n_cond_consts, n_body_consts, record, save
 def _masked_while(bcond, bbody, ncc, nbc, n_carry, record, size):
     """cond: any member still running; body: a step for the running members only (and, when the
     loop is recorded for reverse mode, a trip count per member as an extra carry)."""
-    carry_avals = list(bbody.in_avals[nbc:])
     count_avals = [Aval((size,), INDEX)] if record else []
 
     def cfn(*a):

@@ -1,4 +1,5 @@
-"""Batch rules of gather/scatter, linear_recurrence and sort (semantics: docs/primitives.md).
+"""Batch rules of gather/scatter, slice_start, linear_recurrence and sort (semantics:
+docs/primitives.md).
 
 gather and scatter with a batched operand but shared indices keep the batch axis as one of the
 operand's untouched axes. With batched indices, the batch becomes one more indexed axis of the
@@ -60,6 +61,13 @@ def _scatter(args, dims, *, axes, mode):
                 axes=(0,) + tuple(a + 1 for a in axes), mode=mode), 0
 
 
+def _slice_start(args, dims, **params):
+    """Elementwise over its two bounds: both batched along axis 0."""
+    size = batch_size(args, dims)
+    start, stop = (to_front(a, d, size) for a, d in zip(args, dims))
+    return bind(P.slice_start_p, start, stop, **params), 0
+
+
 def _linear_recurrence(args, dims, *, axis, reverse):
     (a, b), (da, db) = args, dims
     if da is None and ops.ndim_of(a) == 0:
@@ -80,5 +88,6 @@ def _sort(args, dims, *, axis):
 
 defbatch(P.gather_p, _gather)
 defbatch(P.scatter_p, _scatter)
+defbatch(P.slice_start_p, _slice_start)
 defbatch(P.linear_recurrence_p, _linear_recurrence)
 defbatch(P.sort_p, _sort)
