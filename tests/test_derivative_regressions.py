@@ -357,6 +357,33 @@ def test_log_ndtr_derivatives_in_the_far_left_tail(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_log_ndtr_reverse_over_reverse_in_the_far_tail(mode):
+    """At x ~ -5e13 the unused branch of (log Phi)' (exp of a difference of two ~1e27 numbers) was
+    inf, and reverse over reverse multiplied it by the zero cotangent: NaN. The second derivative
+    there is -1 to rounding (-1 + 1/x^2)."""
+    for x in (-4.8e13, -1e100):
+        with _mode(mode):
+            got = tg.grad(lambda y: tg.vjp(sc.log_ndtr, y)[1](1.0)[0])(x)
+        assert got == -1.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_spectral_norm_reverse_over_reverse_with_a_zero_singular_value(mode):
+    """matrix_norm(ord=2) of a wide rank-1 matrix: the SVD's reverse rule divided the zero
+    singular value's (zero) cotangent column by s = 0 (NaN everywhere); forward over forward was
+    right. Reference: forward over forward, and finite differences of the gradient (NumPy's)."""
+    a = np.array([[0.0, 0.0, 0.0], [1.4, -3.0, -2.3]])
+    v, w = rng.standard_normal(a.shape), rng.standard_normal(a.shape)
+    f = lambda a: np.linalg.matrix_norm(a, ord=2)
+    with _mode(mode):
+        rr = tg.grad(lambda b: np.sum(tg.grad(f)(b) * w))(a)
+        fof = tg.jvp(lambda b: tg.jvp(f, (b,), (w,))[1], (a,), (v,))[1]
+    assert np.isfinite(rr).all()
+    np.testing.assert_allclose(np.sum(rr * v), fof, rtol=1e-12)
+    np.testing.assert_allclose(fof, fd2(f, a, v, w), rtol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_t_logpdf_derivative_in_df_for_large_df(mode):
     """d/d df of t.logpdf is O(1/df^2), made of terms O(1/df): it was 1e-3 off at df = 1e6 and
     wrong at 1e8. Closed form: logpdf = norm.logpdf(x) + (x^4/4 - x^2/2 - 1/4) / df + O(df^-2)."""

@@ -351,12 +351,13 @@ def _svd_jvp(tangents, a, *, out, full_matrices):
     s_col = ops.reshape(s, lead + (k, 1))
     du = ops_linalg.bmm(u, _gap_mul(f, ops.add(ops.mul(dp, s_row), ops.mul(s_col, ops_linalg.mT(dp)))))
     dv = ops_linalg.bmm(v, _gap_mul(f, ops.add(ops.mul(s_col, dp), ops.mul(ops_linalg.mT(dp), s_row))))
+    inv_s = ops.div(_const(s_row, 1), s_row)        # (inf at s = 0: _gap_mul keeps 0 * inf out)
     if m > k:
         dav = ops_linalg.bmm(ta, v)
-        du = ops.add(du, ops.div(ops.sub(dav, ops_linalg.bmm(u, dp)), s_row))
+        du = ops.add(du, _gap_mul(inv_s, ops.sub(dav, ops_linalg.bmm(u, dp))))
     if n > k:
         dau = ops_linalg.bmm(ops_linalg.mT(ta), u)
-        dv = ops.add(dv, ops.div(ops.sub(dau, ops_linalg.bmm(v, ops_linalg.mT(dp))), s_row))
+        dv = ops.add(dv, _gap_mul(inv_s, ops.sub(dau, ops_linalg.bmm(v, ops_linalg.mT(dp)))))
     if qu is not None:
         du = ops.concatenate([du, ops.neg(ops_linalg.bmm(u, ops_linalg.bmm(ops_linalg.mT(du), qu)))], len(lead) + 1)
     if qv is not None:
@@ -391,18 +392,21 @@ def _svd_vjp(cts, a, *, out, full_matrices):
     if ct_s is not None:
         core = ops_linalg.diag_embed(ct_s, k, k)
     extra = None
+    # (1/s is inf at s = 0: a column whose cotangent is 0 there takes nothing, not 0 * inf = NaN,
+    # e.g. the zero singular value's vectors when only the largest one's are used)
+    inv_s = ops.div(_const(s_row, 1), s_row)
     if ct_u is not None:
         utc = ops_linalg.bmm(ops_linalg.mT(u), ct_u)
         j = _gap_mul(f, utc)
         core = acc(core, ops.mul(ops.add(j, ops_linalg.mT(j)), s_row))
         if m > k:
-            extra = ops_linalg.bmm(ops.div(ops.sub(ct_u, ops_linalg.bmm(u, utc)), s_row), vh)
+            extra = ops_linalg.bmm(_gap_mul(inv_s, ops.sub(ct_u, ops_linalg.bmm(u, utc))), vh)
     if ct_v is not None:
         vtc = ops_linalg.bmm(ops_linalg.mT(v), ct_v)
         kk = _gap_mul(f, vtc)
         core = acc(core, ops.mul(s_col, ops.add(kk, ops_linalg.mT(kk))))
         if n > k:
-            extra = acc(extra, ops_linalg.bmm(u, ops_linalg.mT(ops.div(ops.sub(ct_v, ops_linalg.bmm(v, vtc)), s_row))))
+            extra = acc(extra, ops_linalg.bmm(u, ops_linalg.mT(_gap_mul(inv_s, ops.sub(ct_v, ops_linalg.bmm(v, vtc))))))
     total = None if core is None else ops_linalg.bmm(u, ops_linalg.bmm(core, vh))
     if extra is not None:
         total = acc(total, extra)

@@ -115,6 +115,7 @@ _partials(P.erfc_p, lambda x, out: ops.mul(_const(x, -_TWO_OVER_SQRT_PI), ops.ex
 _partials(P.erfinv_p, lambda x, out: ops.mul(_const(x, 1 / _TWO_OVER_SQRT_PI), ops.exp(_sq(out))))
 _MILLS_FROM = -8.0        # below: the continued fraction, exact to rounding with _MILLS_LEVELS
 _MILLS_LEVELS = 20
+_LOG_NDTR_AT_MILLS_FROM = -35.01343715991456      # log_ndtr(-8) (SciPy is imported lazily)
 
 
 def _log_ndtr_dx(x, out):
@@ -129,7 +130,11 @@ def _log_ndtr_dx(x, out):
     k = t
     for n in range(_MILLS_LEVELS, 0, -1):
         k = ops.add(t, ops.div(_const(x, n), k))
-    near = ops.mul(_const(x, _INV_SQRT_2PI), ops.exp(ops.sub(ops.mul(_sq(x), _const(x, -0.5)), out)))
+    # (the other formula at x = -8 where unused: at x ~ -1e13 its exponent is rounding noise ~1e11,
+    # exp of it inf, and reverse mode would multiply that by the zero cotangent: NaN)
+    x_near = ops.select(far, ops.full(ops.shape_of(x), _MILLS_FROM, ops.dtype_of(x)), x)
+    out_near = ops.select(far, ops.full(ops.shape_of(x), _LOG_NDTR_AT_MILLS_FROM, ops.dtype_of(x)), out)
+    near = ops.mul(_const(x, _INV_SQRT_2PI), ops.exp(ops.sub(ops.mul(_sq(x_near), _const(x, -0.5)), out_near)))
     return ops.select(far, k, near)
 
 
