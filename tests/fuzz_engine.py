@@ -68,6 +68,25 @@ def quiet(fn, *args):
         return fn(*args)
 
 
+# (Functions given to tracegrad close over what they use and nothing more: a trace's cache key walks
+# a function's environment, and a bound method of Fuzz or a closure over a spec would walk the
+# finite differences, the spec table and the registry behind them at every call.)
+
+def _traced(impl, call):
+    return lambda *xs: call(impl, *xs)
+
+
+def _differentiable(impl, call, arrays, diff, float_out):
+    """tracegrad's side of a case as a function of its differentiable arrays (float outputs only)."""
+    def G(*xs):
+        full = list(arrays)
+        for i, x in zip(diff, xs):
+            full[i] = x
+        leaves, _ = tg.tree_flatten(call(impl, *full))
+        return tuple(leaves[k] for k in float_out)
+    return G
+
+
 def _run(mode, fn, *args):
     if mode == "eager":
         with tg.eager():
@@ -130,7 +149,7 @@ def check_values(spec, case, modes):
     if spec.unstable is not None and spec.unstable(case):
         for mode in modes:          # (a result or a LinAlgError: see FuzzSpec.unstable)
             try:
-                _run(mode, tg.jit(lambda *xs: case.call(spec.impl, *xs)), *case.arrays)
+                _run(mode, tg.jit(_traced(spec.impl, case.call)), *case.arrays)
             except np.linalg.LinAlgError:
                 pass
         return None
@@ -144,7 +163,7 @@ def check_values(spec, case, modes):
             return None
         for mode in modes:
             try:
-                _run(mode, tg.jit(lambda *xs: case.call(spec.impl, *xs)), *case.arrays)
+                _run(mode, tg.jit(_traced(spec.impl, case.call)), *case.arrays)
             except _base_error(e):
                 continue
             except Exception as e2:   # noqa: BLE001
@@ -153,7 +172,7 @@ def check_values(spec, case, modes):
             raise FuzzFailure(f"{mode}: NumPy raised {type(e).__name__}: {e}; tracegrad returned")
         return None
     for mode in modes:
-        got = _run(mode, tg.jit(lambda *xs: case.call(spec.impl, *xs)), *case.arrays)
+        got = _run(mode, tg.jit(_traced(spec.impl, case.call)), *case.arrays)
         if not spec.values:
             g, w = np.asarray(got), np.asarray(want)
             if g.shape != w.shape or g.dtype != w.dtype:
@@ -320,10 +339,9 @@ class Fuzz:
             leaves = self.spec.align(leaves, self.base)
         return leaves
 
-    def G(self, *xs):
-        out = self.call(self.spec.impl, *self.full(list(xs)))
-        leaves, _ = _leaves(out)
-        return tuple(leaves[k] for k in self.float_out)
+    @property
+    def G(self):
+        return _differentiable(self.spec.impl, self.call, self.case.arrays, self.case.diff, self.float_out)
 
     def direction(self):
         out = []

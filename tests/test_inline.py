@@ -377,6 +377,15 @@ def test_a_closure_value_changing_every_call_stops_native_compilation(monkeypatc
     assert all(t == "interpreted" and "traced 8+ times" in w for t, w in tiers[8:])
 
 
+def test_a_vjp_whose_closure_changes_every_call_keeps_working():
+    # the churn note is set on the vjp's forward/pullback pair too (its `why` was read-only: the
+    # ninth trace raised AttributeError); the tests' compile mode is "never"
+    for k in range(12):
+        c = 0.5 + k
+        out, pb = tg.vjp(lambda x: np.sin(x) * c, X)
+        np.testing.assert_allclose(pb(np.ones_like(X))[0], c * np.cos(X), rtol=1e-13)
+
+
 def test_frozen_scalars_are_never_taken_for_another_array():
     # 0-d arrays are baked into the trace as literals under freeze_closure: the entry must go when
     # its array does, so a new array at the same address is a new trace (not the old literal)

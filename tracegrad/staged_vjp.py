@@ -127,7 +127,10 @@ class _PairEntry:
 
     tier = property(lambda self: self.fwd.tier if self.fwd.tier == self.bwd.tier
                     else f"{self.fwd.tier}/{self.bwd.tier}")
-    why = property(lambda self: self.fwd.why or self.bwd.why)
+    def _set_why(self, why):          # (staging notes why a churning entry is not compiled)
+        self.fwd.why = self.bwd.why = why
+
+    why = property(lambda self: self.fwd.why or self.bwd.why, _set_why)
     compile_s = property(lambda self: None if self.fwd.compile_s is None or self.bwd.compile_s is None
                          else self.fwd.compile_s + self.bwd.compile_s)
 
