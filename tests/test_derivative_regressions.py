@@ -336,6 +336,11 @@ def test_bernoulli_reverse_mode_outside_the_support(mode):
         _, t = tg.jvp(lambda p: ts.bernoulli.pmf(k, p), (1.0,), (1.0,))
     assert g == 0.0 and gl == -1.0
     np.testing.assert_array_equal(t, 0.0)
+    # pmf is linear in p: its second derivative is 0, also next to p = 1 (through exp(logpmf) it
+    # was a difference of terms ~1/(1 - p)^2: 7e-9 at 1 - p = 3e-8)
+    with _mode(mode):
+        h = tg.grad(tg.grad(lambda p: np.sum(ts.bernoulli.pmf(np.array([0.0, 1.0]), p))))(1 - 3e-8)
+    assert h == 0.0
 
 
 @pytest.mark.parametrize("mode", MODES)

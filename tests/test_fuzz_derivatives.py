@@ -14,12 +14,12 @@ kinks the derivative must lie between the one-sided ones and equal the documente
 their first and reverse-over-reverse second derivatives checked against finite differences
 directly. Both eager mode and the interpreter tier run every check.
 
-    TRACEGRAD_FUZZ_EXAMPLES=100 python -m pytest -q -n 2 tests/test_fuzz_derivatives.py  # long mode
+    TRACEGRAD_FUZZ_EXAMPLES=150 python -m pytest -q -n 2 tests/test_fuzz_derivatives.py  # long mode
     TRACEGRAD_FUZZ_SEED=7 ...      # other examples than the fixed default seed
     TRACEGRAD_FUZZ_SHRINK=0 ...    # report the first failing example as drawn (faster)
 
 Default: 5 examples per function (a spec's `examples` share of that for slow ones) with a fixed
-seed (deterministic CI, about half a minute on 2 cores); the long mode above takes ~10 minutes.
+seed (deterministic CI, ~15 s on 2 cores); the long mode above takes ~5 minutes.
 """
 from __future__ import annotations
 

@@ -435,7 +435,17 @@ def _bernoulli_cdf(k, p, loc=0):
     return _nan_unless(_and(ops.compare(P.ge_p, p, 0), ops.compare(P.le_p, p, 1)), out)
 
 
-_method(bernoulli, "pmf")(_exp_of(_bernoulli_logpmf))
+@_method(bernoulli, "pmf")
+def _bernoulli_pmf(k, p, loc=0):
+    """p at k == 1, 1 - p at k == 0, else 0: directly, not exp(logpmf), whose second derivative
+    near p = 1 is a difference of terms ~1/(1 - p)^2 (rounding ~eps/(1 - p) where it is 0)."""
+    k, p, loc = _floats(k, p, loc)
+    k = ops.sub(k, loc)
+    k, p = _broadcast(k, p)
+    out = _where(ops.compare(P.eq_p, k, 1), p,
+                 _where(ops.compare(P.eq_p, k, 0), ops.sub(_c(p, 1), p), ops.zeros_like(p)))
+    out = _where(ops.unary(P.isnan_p, k), k, out)
+    return _nan_unless(_and(ops.compare(P.ge_p, p, 0), ops.compare(P.le_p, p, 1)), out)
 
 
 # ---------------------------------------------------------------- dirichlet
