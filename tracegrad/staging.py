@@ -217,7 +217,7 @@ class Staged(Introspection):
         full = (tkey, self.static_argnums, self.static_argnames, self.compile, explicit, freeze_closure)
         tk = _TKEYS.get(full)
         self._tk = tk if tk is not None else _TKEYS.setdefault(full, len(_TKEYS))
-        if full[1:] == _PLAIN and type(self) is Staged and callable(self.target):
+        if full[1:] == _PLAIN and type(self) is Staged:
             _TKEYS_PLAIN.setdefault(tkey, self._tk)
         self._name = name
         wrapped = names_from or fun
